@@ -1,0 +1,193 @@
+"""Server-side sessions: access tokens that name them, refresh tokens that rotate within them."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import AuthSession
+from app.core.auth import Principal
+from app.core.clock import utcnow
+from app.core.errors import Unauthenticated
+from app.core.security import hash_token, new_token
+from app.core.signing import InvalidToken
+from app.core.state import AppState
+from app.users.models import UserAccount
+from app.users.status import UserStatus
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """What a login or a refresh hands to the client."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: str
+
+
+def _access_token(state: AppState, user: UserAccount, session_id: str, now: datetime) -> str:
+    settings = state.settings
+    issued = int(now.timestamp())
+    return state.keys.sign(
+        {
+            "iss": settings.jwt_issuer,
+            "aud": settings.api_audience,
+            "sub": str(user.id),
+            "sid": session_id,
+            "jti": secrets.token_urlsafe(12),
+            "iat": issued,
+            "exp": issued + int(settings.access_token_ttl.total_seconds()),
+        }
+    )
+
+
+def _refresh_token(session_id: str) -> tuple[str, str]:
+    """(token for the client, hash to store); the session id prefix finds the session."""
+    token = f"{session_id}.{new_token()}"
+    return token, hash_token(token)
+
+
+async def start_session(
+    state: AppState,
+    session: AsyncSession,
+    user: UserAccount,
+    *,
+    client_ip: str | None = None,
+    user_agent: str | None = None,
+) -> IssuedTokens:
+    """Open a session for a user who just proved who he is."""
+    settings, now = state.settings, utcnow()
+    session_id = secrets.token_hex(16)
+    refresh_token, refresh_hash = _refresh_token(session_id)
+    session.add(
+        AuthSession(
+            id=session_id,
+            user_id=user.id,
+            refresh_token_hash=refresh_hash,
+            created_at=now,
+            authenticated_at=now,
+            last_refreshed_at=now,
+            idle_expires_at=min(now + settings.session_idle_ttl, now + settings.session_ttl),
+            expires_at=now + settings.session_ttl,
+            client_ip=client_ip,
+            user_agent=(user_agent or "")[:200] or None,
+        )
+    )
+    await session.flush()
+    return IssuedTokens(
+        access_token=_access_token(state, user, session_id, now),
+        refresh_token=refresh_token,
+        expires_in=int(settings.access_token_ttl.total_seconds()),
+        session_id=session_id,
+    )
+
+
+async def authenticate(state: AppState, session: AsyncSession, access_token: str) -> Principal:
+    """The principal of a genuine access token whose session is alive and account may log in.
+
+    One query reads the session and the account together, so logout, disable, lock and a
+    password change act on the very next request.
+    """
+    settings = state.settings
+    try:
+        claims = state.keys.verify(
+            access_token, audience=settings.api_audience, issuer=settings.jwt_issuer
+        )
+    except InvalidToken as exc:
+        raise Unauthenticated("The access token is not valid.") from exc
+    session_id, subject = claims.get("sid"), claims.get("sub")
+    if not isinstance(session_id, str) or not isinstance(subject, str) or not subject.isdigit():
+        raise Unauthenticated("The access token is not valid.")
+    now = utcnow()
+    user = (
+        await session.execute(
+            select(UserAccount)
+            .join(AuthSession, AuthSession.user_id == UserAccount.id)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.user_id == int(subject),
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+                AuthSession.idle_expires_at > now,
+                or_(
+                    UserAccount.sessions_valid_from.is_(None),
+                    AuthSession.authenticated_at >= UserAccount.sessions_valid_from,
+                ),
+            )
+        )
+    ).scalar_one_or_none()
+    if user is None or not may_log_in(user, now):
+        raise Unauthenticated("The session has ended.")
+    return Principal(user=user, session_id=session_id)
+
+
+def session_still_valid(auth_session: AuthSession, user: UserAccount) -> bool:
+    """False once the account ended all its sessions after this one authenticated."""
+    return user.sessions_valid_from is None or (
+        auth_session.authenticated_at >= user.sessions_valid_from
+    )
+
+
+def may_log_in(user: UserAccount, now: datetime) -> bool:
+    """Only active accounts whose planned end has not passed may log in or stay logged in."""
+    if user.status != UserStatus.ACTIVE:
+        return False
+    return user.expires_at is None or user.expires_at > now
+
+
+async def refresh_session(
+    state: AppState, session: AsyncSession, refresh_token: str
+) -> tuple[IssuedTokens, UserAccount]:
+    """Rotate the refresh token; an already-used one is a replay and ends the whole session."""
+    session_id = refresh_token.split(".", 1)[0]
+    now, settings = utcnow(), state.settings
+    auth_session = await session.get(AuthSession, session_id, with_for_update=True)
+    invalid = Unauthenticated("The refresh token is not valid.")
+    if auth_session is None or auth_session.revoked_at is not None:
+        raise invalid
+    if auth_session.expires_at <= now or auth_session.idle_expires_at <= now:
+        raise invalid
+    user = await session.get(UserAccount, auth_session.user_id)
+    if user is None or not may_log_in(user, now) or not session_still_valid(auth_session, user):
+        raise invalid
+    new_refresh, new_hash = _refresh_token(session_id)
+    # Compare-and-set on the stored hash: of two concurrent uses of one token only one rotates.
+    rotated = await session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.refresh_token_hash == hash_token(refresh_token),
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(
+            refresh_token_hash=new_hash,
+            refresh_count=AuthSession.refresh_count + 1,
+            last_refreshed_at=now,
+            idle_expires_at=min(now + settings.session_idle_ttl, auth_session.expires_at),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if rotated.rowcount != 1:  # type: ignore[attr-defined]
+        await revoke_session(session, session_id, reason="refresh_reuse")
+        raise Unauthenticated(
+            "The refresh token was already used; the session has ended.", keep_changes=True
+        )
+    tokens = IssuedTokens(
+        access_token=_access_token(state, user, session_id, now),
+        refresh_token=new_refresh,
+        expires_in=int(settings.access_token_ttl.total_seconds()),
+        session_id=session_id,
+    )
+    return tokens, user
+
+
+async def revoke_session(session: AsyncSession, session_id: str, *, reason: str) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,106 @@
+"""The `eservice` command: thin wrappers that call services. Errors are one line."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app.core.commands import CommandError
+from app.core.config import UnsafeProductionSettings, get_settings
+from app.core.logging import configure_logging
+from app.core.migrate import upgrade_to_head
+
+cli = typer.Typer(
+    name="eservice",
+    help="e:service portal API: serve, migrate, and operator tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Migrate the database to head, then serve the API with the in-process mail dispatcher."""
+    settings = get_settings()
+    settings.check_production_safety()
+    configure_logging(settings.log_level)
+    upgrade_to_head()
+    from app.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        server_header=False,
+        date_header=True,
+        proxy_headers=True,
+        log_config=None,
+    )
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all database migrations."""
+    upgrade_to_head()
+    typer.echo("database is at the newest revision")
+
+
+@cli.command()
+def openapi(
+    check: Annotated[bool, typer.Option("--check", help="Fail if the file differs.")] = False,
+    path: Annotated[Path, typer.Option(help="Where the spec lives.")] = Path(
+        "openapi/openapi.json"
+    ),
+) -> None:
+    """Write the OpenAPI document to openapi/openapi.json, or check that it is current."""
+    from app.main import create_app
+
+    settings = get_settings().model_copy(update={"run_dispatcher": False})
+    spec = json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
+    if check:
+        if not path.is_file() or path.read_text(encoding="utf-8") != spec:
+            raise CommandError(f"{path} is not current; run `eservice openapi`")
+        typer.echo(f"{path} is current")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(spec, encoding="utf-8")
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    """Entry point: every failure becomes one line on stderr and a non-zero exit status."""
+    try:
+        cli(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("eservice: aborted", file=sys.stderr)
+        sys.exit(1)
+    except (CommandError, UnsafeProductionSettings) as exc:
+        print(f"eservice: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        # typer's usage errors (bad option, missing argument) carry format_message().
+        format_message = getattr(exc, "format_message", None)
+        if callable(format_message):
+            print(f"eservice: {format_message()}", file=sys.stderr)
+            sys.exit(2)
+        print(f"eservice: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

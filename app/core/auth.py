@@ -1,0 +1,78 @@
+"""Who is calling: dependencies that routers declare to get the signed-in user and check roles.
+
+The token and session check itself belongs to the auth feature; create_app() hands it in as
+`AppState.authenticate`, so core depends on no feature.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.core.db import DbSession
+from app.core.errors import Forbidden, Unauthenticated
+from app.core.permissions import Action, Role, is_allowed
+from app.core.state import AppState, get_state
+
+if TYPE_CHECKING:
+    from app.users.models import UserAccount
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user of this request, and the session its token belongs to."""
+
+    user: "UserAccount"
+    session_id: str
+
+    @property
+    def user_id(self) -> int:
+        return self.user.id
+
+    @property
+    def customer_id(self) -> int:
+        return self.user.customer_id
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def current_principal(
+    session: DbSession,
+    state: Annotated[AppState, Depends(get_state)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, if the token is genuine, its session alive and its account may log in."""
+    if credentials is None:
+        raise Unauthenticated("A bearer access token is required.")
+    principal: Principal = await state.authenticate(session, credentials.credentials)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(action: Action) -> object:
+    """A dependency that lets the request through only if the caller's role may `action`."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not is_allowed(principal.role, action):
+            raise Forbidden("Your role does not allow this.")
+        return principal
+
+    return Depends(check)
+
+
+PortalAdmin = Annotated[Principal, require(Action.MANAGE_USERS)]
+AuditReader = Annotated[Principal, require(Action.READ_AUDIT)]
+ContractReader = Annotated[Principal, require(Action.READ_CONTRACTS)]
+PbxOpener = Annotated[Principal, require(Action.OPEN_PBX)]
+DocumentReader = Annotated[Principal, require(Action.READ_DOCUMENTS)]

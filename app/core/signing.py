@@ -1,0 +1,255 @@
+"""ES256 signing keys and JWTs. The only module that imports python-jose.
+
+One key ring signs the API's access tokens and the PBX hand-off tokens (told apart by `aud`),
+as an identity provider's realm key does. Keys are PEM files named `<created>-<kid>.pem` under
+ESERVICE_KEYS_DIR, parsed once and re-read only when the folder changes. The newest key signs;
+an older key stays published in the JWKS until every token it can have signed has expired.
+"""
+
+import base64
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jose import jwk, jws, jwt
+from jose.exceptions import JOSEError
+
+from app.core.clock import utcnow
+
+ALGORITHM = "ES256"
+# Headers that would let a token name its own verification key: never honoured.
+FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "crit"})
+_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+class InvalidToken(Exception):
+    """A JWT that is malformed, forged, expired, or meant for someone else."""
+
+
+class NoSigningKey(Exception):
+    """The key folder holds no key and may not generate one."""
+
+
+def _b64(number: int) -> str:
+    return base64.urlsafe_b64encode(number.to_bytes(32, "big")).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One EC P-256 key pair of the ring."""
+
+    kid: str
+    created_at: datetime
+    path: Path
+    private: Any  # jose key object, parsed once
+    public: Any
+    public_jwk: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> "SigningKey":
+        stamp, kid = path.stem.split("-", 1)
+        created_at = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+        pem = path.read_bytes()
+        private_key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
+            private_key.curve, ec.SECP256R1
+        ):
+            raise ValueError(f"{path.name} is not an EC P-256 private key")
+        numbers = private_key.public_key().public_numbers()
+        public_pem = private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        public_jwk = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64(numbers.x),
+            "y": _b64(numbers.y),
+            "kid": kid,
+            "use": "sig",
+            "alg": ALGORITHM,
+        }
+        return cls(
+            kid=kid,
+            created_at=created_at,
+            path=path,
+            private=jwk.construct(pem.decode(), ALGORITHM),
+            public=jwk.construct(public_pem.decode(), ALGORITHM),
+            public_jwk=public_jwk,
+        )
+
+
+class KeyRing:
+    """The signing keys in one folder: the newest signs, the recent ones verify."""
+
+    RELOAD_INTERVAL = 5.0
+
+    def __init__(self, keys_dir: Path, overlap: timedelta) -> None:
+        self.keys_dir = keys_dir
+        self.overlap = overlap
+        self._keys: list[SigningKey] = []
+        self._by_kid: dict[str, SigningKey] = {}
+        self._seen_mtime: float | None = None
+        self._checked_at = 0.0
+
+    # -- files ---------------------------------------------------------------
+
+    def _dir_mtime(self) -> float | None:
+        try:
+            return self.keys_dir.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def load(self) -> None:
+        paths = sorted(self.keys_dir.glob("*.pem")) if self.keys_dir.is_dir() else []
+        keys = [SigningKey.load(path) for path in paths]
+        keys.sort(key=lambda key: key.created_at)
+        self._keys = keys
+        self._by_kid = {key.kid: key for key in keys}
+        self._seen_mtime = self._dir_mtime()
+        self._checked_at = time.monotonic()
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._checked_at < self.RELOAD_INTERVAL:
+            return
+        self._checked_at = time.monotonic()
+        if self._dir_mtime() != self._seen_mtime:
+            self.load()
+
+    def generate(self) -> SigningKey:
+        """Write a new key; it becomes the signer."""
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.keys_dir, 0o700)
+        created = utcnow()
+        if self._keys and created <= self._keys[-1].created_at:
+            created = self._keys[-1].created_at + timedelta(seconds=1)
+        kid = secrets.token_urlsafe(12).replace("-", "x")
+        path = self.keys_dir / f"{created.strftime(_STAMP)}-{kid}.pem"
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        self.load()
+        return self._by_kid[kid]
+
+    def ensure_key(self, *, may_generate: bool) -> None:
+        self.load()
+        if not self._keys:
+            if not may_generate:
+                raise NoSigningKey(f"no signing key in {self.keys_dir}")
+            self.generate()
+
+    def rotate(self) -> tuple[SigningKey, list[SigningKey]]:
+        """A new signer; keys retired longer than the overlap ago are deleted."""
+        self.load()
+        new_key = self.generate()
+        removed = [key for key in self._keys if not self._is_published(key)]
+        for key in removed:
+            key.path.unlink(missing_ok=True)
+        self.load()
+        return new_key, removed
+
+    # -- state ---------------------------------------------------------------
+
+    def _retired_at(self, key: SigningKey) -> datetime | None:
+        later = [other.created_at for other in self._keys if other.created_at > key.created_at]
+        return min(later) if later else None
+
+    def _is_published(self, key: SigningKey) -> bool:
+        retired = self._retired_at(key)
+        return retired is None or utcnow() < retired + self.overlap
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each key with its state, for `eservice keys list`."""
+        self.load()
+        rows = []
+        for key in self._keys:
+            retired = self._retired_at(key)
+            state = (
+                "signing"
+                if retired is None
+                else ("published" if self._is_published(key) else "expired")
+            )
+            rows.append(
+                {
+                    "kid": key.kid,
+                    "created_at": key.created_at,
+                    "retired_at": retired,
+                    "state": state,
+                }
+            )
+        return rows
+
+    @property
+    def signer(self) -> SigningKey:
+        self._refresh()
+        if not self._keys:
+            raise NoSigningKey(f"no signing key in {self.keys_dir}")
+        return self._keys[-1]
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public keys that may have signed a still-valid token (never private parts)."""
+        self._refresh()
+        return {"keys": [key.public_jwk for key in reversed(self._keys) if self._is_published(key)]}
+
+    # -- tokens --------------------------------------------------------------
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        key = self.signer
+        token: str = jwt.encode(
+            claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"}
+        )
+        return token
+
+    def verify(
+        self, token: str, *, audience: str, issuer: str, leeway: timedelta = timedelta(0)
+    ) -> dict[str, Any]:
+        """The claims of a token this ring signed for `audience`, or InvalidToken."""
+        self._refresh()
+        try:
+            header = jws.get_unverified_header(token)
+        except JOSEError as exc:
+            raise InvalidToken("malformed token") from exc
+        if header.get("alg") != ALGORITHM or FORBIDDEN_HEADERS & header.keys():
+            raise InvalidToken("unexpected token header")
+        key = self._by_kid.get(str(header.get("kid")))
+        if key is None or not self._is_published(key):
+            raise InvalidToken("unknown signing key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.public,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=issuer,
+                # Times are checked below against the service's clock.
+                options={
+                    "require_aud": True,
+                    "require_exp": True,
+                    "require_iat": True,
+                    "require_iss": True,
+                    "require_sub": True,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except JOSEError as exc:
+            raise InvalidToken("invalid token") from exc
+        now = utcnow().timestamp()
+        slack = leeway.total_seconds()
+        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
+        if not isinstance(exp, int | float) or now > exp + slack:
+            raise InvalidToken("token expired")
+        if isinstance(nbf, int | float) and now + slack < nbf:
+            raise InvalidToken("token not yet valid")
+        return claims

@@ -1,0 +1,58 @@
+"""What one running app holds: settings, database, signing keys, password hasher."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.security import PasswordHasher
+from app.core.signing import KeyRing
+
+if TYPE_CHECKING:
+    from app.core.auth import Principal
+
+# Clock skew tolerated between this service and a PBX verifying its tokens.
+CLOCK_SKEW = timedelta(seconds=30)
+
+Authenticator = Callable[["AppState", AsyncSession, str], Awaitable["Principal"]]
+
+
+@dataclass
+class AppState:
+    """The process-wide parts every request may need, built once by create_app()."""
+
+    settings: Settings
+    database: Database
+    keys: KeyRing
+    hasher: PasswordHasher
+    authenticator: Authenticator | None = None
+
+    async def authenticate(self, session: AsyncSession, access_token: str) -> "Principal":
+        if self.authenticator is None:
+            raise RuntimeError("create_app() sets the authenticator")
+        return await self.authenticator(self, session, access_token)
+
+
+def key_overlap(settings: Settings) -> timedelta:
+    """How long a retired key stays published: the longest token lifetime, plus skew."""
+    return max(settings.access_token_ttl, settings.pbx_token_ttl) + CLOCK_SKEW
+
+
+def build_state(settings: Settings, database: Database, **extra: Any) -> AppState:
+    return AppState(
+        settings=settings,
+        database=database,
+        keys=KeyRing(settings.keys_dir, key_overlap(settings)),
+        hasher=PasswordHasher(settings),
+        **extra,
+    )
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.eservice
+    return state

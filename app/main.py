@@ -1,0 +1,76 @@
+"""create_app(): middleware, error handlers, routers and background work. No business code."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.api import include_routers
+from app.auth.sessions import authenticate
+from app.core.config import Settings, get_settings
+from app.core.db import Database, create_engine
+from app.core.errors import install_error_handlers
+from app.core.middleware import EdgeMiddleware
+from app.core.state import AppState, build_state
+
+BackgroundJob = Callable[[AppState], Coroutine[Any, Any, None]]
+
+
+def background_jobs() -> list[BackgroundJob]:
+    """What runs beside the API in `eservice serve` (and alone in `eservice worker`)."""
+    return []
+
+
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    *,
+    run_background: bool | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_production_safety()
+    owns_database = database is None
+    database = database or Database(create_engine(settings))
+    state = build_state(settings, database, authenticator=authenticate)
+    state.keys.ensure_key(may_generate=settings.environment != "production")
+    run_jobs = settings.run_dispatcher if run_background is None else run_background
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = (
+            [asyncio.create_task(job(state)) for job in background_jobs()] if run_jobs else []
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if owns_database:
+                await database.dispose()
+
+    app = FastAPI(
+        title="e:service portal API",
+        version="1.0.0",
+        summary="Customer portal of a telecom provider: users, invitations, cloud PBX hand-off.",
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": False},
+    )
+    app.state.eservice = state
+    install_error_handlers(app)
+    include_routers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+        )
+    app.add_middleware(EdgeMiddleware, access_log=settings.access_log)
+    return app

@@ -1,0 +1,88 @@
+"""The user representation shared by /me, login answers and user management."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from app.core.clock import utcnow
+from app.core.permissions import Role
+from app.invitations.models import Invitation
+from app.outbox.models import DeliveryState
+from app.users.models import Language, UserAccount
+from app.users.status import UserStatus
+
+
+class InvitationOut(BaseModel):
+    """The invitation dispatch as the user table shows it, for the admin's resend decision."""
+
+    delivery: DeliveryState | None
+    scheduled_for: datetime | None
+    sent_at: datetime | None
+    sent_count: int
+    expires_at: datetime | None
+    expired: bool
+
+
+class UserOut(BaseModel):
+    """A user account as the API shows it (never its password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    login: str
+    role: Role
+    status: UserStatus
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    mobile: str | None
+    language: Language
+    expires_at: datetime | None
+    last_login_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    invitation: InvitationOut | None
+
+    @classmethod
+    def build(
+        cls,
+        user: UserAccount,
+        invitation: Invitation | None = None,
+        delivery: DeliveryState | None = None,
+    ) -> "UserOut":
+        """The representation of `user`; `delivery` is the state of the invitation mail."""
+        invitation_out = None
+        if invitation is not None:
+            expired = (
+                invitation.accepted_at is None
+                and invitation.expires_at is not None
+                and invitation.expires_at <= utcnow()
+            )
+            invitation_out = InvitationOut(
+                delivery=delivery,
+                scheduled_for=invitation.scheduled_for,
+                sent_at=invitation.sent_at,
+                sent_count=invitation.sent_count,
+                expires_at=invitation.expires_at,
+                expired=expired,
+            )
+        return cls(
+            id=user.id,
+            login=user.login,
+            role=user.role,
+            status=user.status,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            email=user.email,
+            phone=user.phone,
+            mobile=user.mobile,
+            language=user.language,
+            expires_at=user.expires_at,
+            last_login_at=user.last_login_at,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+            version=user.version,
+            invitation=invitation_out,
+        )
