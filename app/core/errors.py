@@ -246,3 +246,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, on_integrity_error)
     app.add_exception_handler(StaleDataError, on_stale_data)
     app.add_exception_handler(Exception, on_unexpected_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problem+json answers an operation documents."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_JSON: {}},
+            "description": HTTPStatus(status).phrase,
+        }
+        for status in statuses
+    }
