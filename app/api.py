@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
 from app.core.health import router as health_router
 
@@ -11,3 +12,4 @@ API_V1 = "/api/v1"
 def include_routers(app: FastAPI) -> None:
     app.include_router(health_router)
     app.include_router(auth_router, prefix=API_V1)
+    app.include_router(account_router, prefix=API_V1)

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import include_routers
 from app.auth.sessions import authenticate
+from app.auth.throttle import prune_throttles_periodically
 from app.core.config import Settings, get_settings
 from app.core.db import Database, create_engine
 from app.core.errors import install_error_handlers
@@ -21,7 +22,7 @@ BackgroundJob = Callable[[AppState], Coroutine[Any, Any, None]]
 
 def background_jobs() -> list[BackgroundJob]:
     """What runs beside the API in `eservice serve` (and alone in `eservice worker`)."""
-    return []
+    return [prune_throttles_periodically]
 
 
 def create_app(

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import record_event
 from app.auth.models import AuthSession
 from app.core.auth import Principal
 from app.core.clock import utcnow
@@ -16,6 +17,8 @@ from app.core.signing import InvalidToken
 from app.core.state import AppState
 from app.users.models import UserAccount
 from app.users.status import UserStatus
+
+SESSION_ID_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ async def start_session(
 ) -> IssuedTokens:
     """Open a session for a user who just proved who he is."""
     settings, now = state.settings, utcnow()
-    session_id = secrets.token_hex(16)
+    session_id = secrets.token_hex(SESSION_ID_LENGTH // 2)
     refresh_token, refresh_hash = _refresh_token(session_id)
     session.add(
         AuthSession(
@@ -99,7 +102,10 @@ async def authenticate(state: AppState, session: AsyncSession, access_token: str
     except InvalidToken as exc:
         raise Unauthenticated("The access token is not valid.") from exc
     session_id, subject = claims.get("sid"), claims.get("sub")
-    if not isinstance(session_id, str) or not isinstance(subject, str) or not subject.isdigit():
+    if not isinstance(session_id, str) or not isinstance(subject, str):
+        raise Unauthenticated("The access token is not valid.")
+    # isascii(): "²".isdigit() is true, but int("²") fails.
+    if not (subject.isascii() and subject.isdigit()) or len(subject) > 18:
         raise Unauthenticated("The access token is not valid.")
     now = utcnow()
     user = (
@@ -139,13 +145,15 @@ def may_log_in(user: UserAccount, now: datetime) -> bool:
 
 
 async def refresh_session(
-    state: AppState, session: AsyncSession, refresh_token: str
+    state: AppState, session: AsyncSession, refresh_token: str, *, client_ip: str | None = None
 ) -> tuple[IssuedTokens, UserAccount]:
     """Rotate the refresh token; an already-used one is a replay and ends the whole session."""
     session_id = refresh_token.split(".", 1)[0]
     now, settings = utcnow(), state.settings
-    auth_session = await session.get(AuthSession, session_id, with_for_update=True)
     invalid = Unauthenticated("The refresh token is not valid.")
+    if len(session_id) != SESSION_ID_LENGTH:
+        raise invalid
+    auth_session = await session.get(AuthSession, session_id, with_for_update=True)
     if auth_session is None or auth_session.revoked_at is not None:
         raise invalid
     if auth_session.expires_at <= now or auth_session.idle_expires_at <= now:
@@ -172,6 +180,14 @@ async def refresh_session(
     )
     if rotated.rowcount != 1:  # type: ignore[attr-defined]
         await revoke_session(session, session_id, reason="refresh_reuse")
+        await record_event(
+            session,
+            "session.refresh_reused",
+            customer_id=user.customer_id,
+            target_type="user",
+            target_id=user.id,
+            client_ip=client_ip,
+        )
         raise Unauthenticated(
             "The refresh token was already used; the session has ended.", keep_changes=True
         )
@@ -185,9 +201,20 @@ async def refresh_session(
 
 
 async def revoke_session(session: AsyncSession, session_id: str, *, reason: str) -> None:
+    """End one session at once (logout, refresh token replay)."""
     await session.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def confirm_session(session: AsyncSession, session_id: str, now: datetime) -> None:
+    """The user proved his password again in this session, so it outlives `end_sessions(now)`."""
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id)
+        .values(authenticated_at=now)
         .execution_options(synchronize_session=False)
     )

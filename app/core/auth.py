@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import OAuth2PasswordBearer
 
 from app.core.db import DbSession
 from app.core.errors import Forbidden, Unauthenticated
@@ -18,7 +18,12 @@ from app.core.state import AppState, get_state
 if TYPE_CHECKING:
     from app.users.models import UserAccount
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login")
+# The OAuth2 password flow in the OpenAPI document, so Swagger UI's "Authorize" logs in.
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    description="An access token from /api/v1/auth/login or /api/v1/auth/token",
+)
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,12 @@ def client_ip(request: Request) -> str | None:
 async def current_principal(
     session: DbSession,
     state: Annotated[AppState, Depends(get_state)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, if the token is genuine, its session alive and its account may log in."""
-    if credentials is None:
+    if not access_token:
         raise Unauthenticated("A bearer access token is required.")
-    principal: Principal = await state.authenticate(session, credentials.credentials)
+    principal: Principal = await state.authenticate(session, access_token)
     return principal
 
 

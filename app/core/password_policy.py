@@ -55,13 +55,15 @@ def password_problem(password: str, context_words: Iterable[str | None] = ()) ->
     return None
 
 
-def check_new_password(password: str, context_words: Iterable[str | None] = ()) -> None:
+def check_new_password(
+    password: str, context_words: Iterable[str | None] = (), *, field: str = "password"
+) -> None:
     """Raise PasswordPolicyViolation (422, code `password_policy`) with the reason."""
     problem = password_problem(password, context_words)
     if problem is not None:
         raise PasswordPolicyViolation(
             problem,
-            errors=[FieldError(loc=["body", "password"], msg=problem, type="password_policy")],
+            errors=[FieldError(loc=["body", field], msg=problem, type="password_policy")],
         )
 
 

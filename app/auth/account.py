@@ -1,0 +1,134 @@
+"""The signed-in user's own account: profile changes and password change."""
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import Actor, record_event
+from app.auth.errors import CurrentPasswordInvalid, CurrentPasswordRequired
+from app.auth.schemas import ProfileUpdate
+from app.auth.service import guard_password_check, note_failed_password
+from app.auth.sessions import confirm_session
+from app.auth.throttle import clear_login_failures
+from app.core.auth import Principal
+from app.core.clock import utcnow
+from app.core.errors import FieldError
+from app.core.password_policy import check_new_password, context_words_for
+from app.core.state import AppState
+from app.invitations.mail import enqueue_password_changed_mail
+from app.users.models import UserAccount
+
+# Changing these takes the current password: they are what an attacker with a stolen session
+# would change to take the account over (login ID, and the address reset links go to).
+SENSITIVE_FIELDS = ("login", "email")
+
+
+async def confirm_current_password(
+    state: AppState, session: AsyncSession, user: UserAccount, password: str, client_ip: str | None
+) -> None:
+    """Check the current password, throttled and counted like a login of this account."""
+    now = utcnow()
+    await guard_password_check(
+        state, session, login_key=user.login_key, client_ip=client_ip, now=now
+    )
+    matches, _ = await state.hasher.verify(password, user.password_hash)
+    if not matches:
+        await note_failed_password(
+            state,
+            session,
+            login_key=user.login_key,
+            user=user,
+            client_ip=client_ip,
+            now=now,
+            reason="wrong_current_password",
+        )
+        raise CurrentPasswordInvalid()
+    await clear_login_failures(session, user.login_key)
+
+
+async def update_profile(
+    state: AppState,
+    session: AsyncSession,
+    principal: Principal,
+    changes: ProfileUpdate,
+    *,
+    client_ip: str | None,
+) -> UserAccount:
+    """Apply the given fields; login ID and e-mail only after the current password."""
+    user = principal.user
+    data: dict[str, Any] = changes.model_dump(exclude_unset=True, exclude={"current_password"})
+    changed = {name: value for name, value in data.items() if getattr(user, name) != value}
+    if any(name in changed for name in SENSITIVE_FIELDS):
+        if changes.current_password is None:
+            raise CurrentPasswordRequired(
+                "Changing the login ID or the e-mail requires the current password.",
+                errors=[
+                    FieldError(
+                        loc=["body", "current_password"],
+                        msg="required to change the login ID or the e-mail",
+                        type="missing",
+                    )
+                ],
+            )
+        await confirm_current_password(state, session, user, changes.current_password, client_ip)
+    if not changed:
+        return user
+    for name, value in changed.items():
+        setattr(user, name, value)
+    if "login" in changed:
+        # The unique index on login_key answers 409 login_taken (LoginTaken), race-free.
+        user.login_key = UserAccount.key_for(user.login)
+    await session.flush()
+    await record_event(
+        session,
+        "user.updated",
+        customer_id=user.customer_id,
+        actor=Actor(user.id, user.login),
+        target_type="user",
+        target_id=user.id,
+        client_ip=client_ip,
+        details={"fields": sorted(changed), "self_service": True},
+    )
+    return user
+
+
+async def change_password(
+    state: AppState,
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    current_password: str,
+    new_password: str,
+    client_ip: str | None,
+) -> None:
+    """Set a new password; every other session of the account ends, this one stays."""
+    user, settings = principal.user, state.settings
+    # The policy first: a 129-character password is refused before any hashing.
+    check_new_password(
+        new_password,
+        context_words_for(
+            login=user.login,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            email=user.email,
+            brand=settings.brand_name,
+        ),
+        field="new_password",
+    )
+    await confirm_current_password(state, session, user, current_password, client_ip)
+    now = utcnow()
+    user.password_hash = await state.hasher.hash(new_password)
+    user.password_set_at = now
+    user.end_sessions(now)
+    await session.flush()
+    await confirm_session(session, principal.session_id, now)
+    await enqueue_password_changed_mail(session, settings, user, now)
+    await record_event(
+        session,
+        "password.changed",
+        customer_id=user.customer_id,
+        actor=Actor(user.id, user.login),
+        target_type="user",
+        target_id=user.id,
+        client_ip=client_ip,
+    )

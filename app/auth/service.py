@@ -1,0 +1,166 @@
+"""Login, refresh and logout: password checks behind the throttle, sessions, audit events."""
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import SYSTEM, Actor, record_event
+from app.auth.errors import InvalidCredentials
+from app.auth.repository import find_user_by_login_key, record_login
+from app.auth.sessions import IssuedTokens, may_log_in, revoke_session, start_session
+from app.auth.throttle import clear_login_failures, record_login_failure, seconds_until_allowed
+from app.core.auth import Principal
+from app.core.clock import utcnow
+from app.core.errors import RateLimited
+from app.core.state import AppState
+from app.invitations.service import send_reset_link
+from app.users.models import UserAccount
+from app.users.status import StatusEvent, UserStatus, allowed, apply_event
+
+# Whoever types a wrong password is not known to be the account's owner.
+UNKNOWN_ACTOR = Actor(None, None)
+
+
+async def guard_password_check(
+    state: AppState,
+    session: AsyncSession,
+    *,
+    login_key: str,
+    client_ip: str | None,
+    now: datetime,
+) -> None:
+    """Refuse (429 with `Retry-After`) before any hashing while the login or the IP is throttled."""
+    wait = await seconds_until_allowed(
+        session, state.settings, login_key=login_key, client_ip=client_ip, now=now
+    )
+    if wait is not None:
+        raise RateLimited(wait, "Too many failed logins; try again later.")
+
+
+async def note_failed_password(
+    state: AppState,
+    session: AsyncSession,
+    *,
+    login_key: str,
+    user: UserAccount | None,
+    client_ip: str | None,
+    now: datetime,
+    reason: str,
+) -> None:
+    """Count the failure, record `login.failed`, and lock the account at the threshold."""
+    settings = state.settings
+    failures = await record_login_failure(
+        session, settings, login_key=login_key, client_ip=client_ip, now=now
+    )
+    await record_event(
+        session,
+        "login.failed",
+        customer_id=user.customer_id if user else None,
+        actor=UNKNOWN_ACTOR,
+        target_type="user" if user else None,
+        target_id=user.id if user else None,
+        client_ip=client_ip,
+        details={"reason": reason, "consecutive_failures": failures},
+    )
+    # `==`: of concurrent failures exactly one sees the threshold, so one lock and one mail.
+    if user is not None and failures == settings.login_failures_before_lock:
+        await lock_after_failures(state, session, user, failures, client_ip=client_ip, now=now)
+
+
+async def lock_after_failures(
+    state: AppState,
+    session: AsyncSession,
+    user: UserAccount,
+    failures: int,
+    *,
+    client_ip: str | None,
+    now: datetime,
+) -> None:
+    """Lock an active account and mail its owner a reset link (the self-service unlock)."""
+    if not allowed(user.status, StatusEvent.LOCK):
+        return
+    transition = apply_event(user, StatusEvent.LOCK, now)
+    await session.flush()
+    await record_event(
+        session,
+        "user.locked",
+        customer_id=user.customer_id,
+        actor=SYSTEM,
+        target_type="user",
+        target_id=user.id,
+        client_ip=client_ip,
+        details={
+            "reason": "failed_logins",
+            "consecutive_failures": failures,
+            "from": transition.before,
+        },
+    )
+    await send_reset_link(session, state.settings, user, locked=True, client_ip=client_ip)
+
+
+async def log_in(
+    state: AppState,
+    session: AsyncSession,
+    *,
+    login: str,
+    password: str,
+    client_ip: str | None,
+    user_agent: str | None,
+) -> tuple[IssuedTokens, UserAccount]:
+    """A new session for the right password of an account that may log in.
+
+    Everything else, an unknown login included, costs one password hash and answers the same
+    `401 invalid_credentials`.
+    """
+    now = utcnow()
+    login_key = UserAccount.key_for(login)
+    await guard_password_check(state, session, login_key=login_key, client_ip=client_ip, now=now)
+    user = await find_user_by_login_key(session, login_key)
+    # Without an account (or a password) the hasher checks a dummy hash: same time.
+    matches, new_hash = await state.hasher.verify(password, user.password_hash if user else None)
+    if user is not None and matches and may_log_in(user, now):
+        await clear_login_failures(session, login_key)
+        await record_login(session, user, now, new_hash)
+        tokens = await start_session(
+            state, session, user, client_ip=client_ip, user_agent=user_agent
+        )
+        await record_event(
+            session,
+            "login.succeeded",
+            customer_id=user.customer_id,
+            actor=Actor(user.id, user.login),
+            target_type="user",
+            target_id=user.id,
+            client_ip=client_ip,
+        )
+        return tokens, user
+    if user is None:
+        reason = "unknown_login"
+    elif user.status != UserStatus.ACTIVE or not may_log_in(user, now):
+        reason = "account_not_active"
+    else:
+        reason = "wrong_password"
+    await note_failed_password(
+        state,
+        session,
+        login_key=login_key,
+        user=user,
+        client_ip=client_ip,
+        now=now,
+        reason=reason,
+    )
+    raise InvalidCredentials()
+
+
+async def log_out(session: AsyncSession, principal: Principal, *, client_ip: str | None) -> None:
+    """End the caller's session: its access and refresh tokens stop working at once."""
+    await revoke_session(session, principal.session_id, reason="logout")
+    await record_event(
+        session,
+        "logout",
+        customer_id=principal.customer_id,
+        actor=Actor(principal.user_id, principal.user.login),
+        target_type="user",
+        target_id=principal.user_id,
+        client_ip=client_ip,
+    )

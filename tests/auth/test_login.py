@@ -1,0 +1,224 @@
+"""Login: success, one answer for every failure, rehashing, audit events, the OAuth2 form."""
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import AuditEvent
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.security import PasswordHasher
+from app.core.state import AppState
+from app.users.models import UserAccount
+from app.users.status import UserStatus
+from tests.auth.helpers import audit_actions, bearer, log_in
+from tests.factories import PASSWORD, create_customer, create_user
+
+
+async def test_login_succeeds_and_the_token_works(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    customer = await create_customer(session)
+    user = await create_user(session, state, customer, login="Admin.Telefonanlage1")
+
+    response = await log_in(client, "admin.TELEFONANLAGE1")  # logins are case-insensitive
+
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 600
+    assert body["refresh_token"]
+    assert body["access_token"]
+    assert body["user"]["id"] == user.id
+    assert body["user"]["login"] == "Admin.Telefonanlage1"
+    assert body["user"]["last_login_at"] is not None
+    assert "password_hash" not in body["user"]
+    me = await client.get("/api/v1/me", headers=bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["login"] == "Admin.Telefonanlage1"
+    assert me.headers["cache-control"] == "no-store"
+
+    await session.refresh(user)
+    assert user.last_login_at is not None
+    assert user.version == 1  # a login is no edit of the account
+    event = (
+        await session.execute(select(AuditEvent).where(AuditEvent.action == "login.succeeded"))
+    ).scalar_one()
+    assert event.actor_id == user.id
+    assert (event.target_id, event.client_ip) == (str(user.id), "127.0.0.1")
+
+
+async def test_token_endpoint_takes_the_oauth2_form(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    customer = await create_customer(session)
+    await create_user(session, state, customer, login="form.user")
+
+    ok = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "password", "username": "form.user", "password": PASSWORD},
+    )
+    wrong = await client.post(
+        "/api/v1/auth/token", data={"username": "form.user", "password": "nope"}
+    )
+    bad_grant = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials", "username": "form.user", "password": PASSWORD},
+    )
+
+    assert ok.status_code == 200
+    assert ok.json()["token_type"] == "bearer"
+    assert wrong.status_code == 401
+    assert wrong.json()["code"] == "invalid_credentials"
+    assert bad_grant.status_code == 422
+
+
+def test_openapi_declares_the_oauth2_password_flow(app: FastAPI) -> None:
+    schemes = app.openapi()["components"]["securitySchemes"]
+    flows = [scheme["flows"] for scheme in schemes.values() if scheme["type"] == "oauth2"]
+    assert flows == [{"password": {"scopes": {}, "tokenUrl": "/api/v1/auth/token"}}]
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "password", "expires_in"),
+    [
+        ("wrong password", UserStatus.ACTIVE, PASSWORD, None),
+        ("unknown login", None, PASSWORD, None),
+        ("disabled", UserStatus.DISABLED, PASSWORD, None),
+        ("locked", UserStatus.LOCKED, PASSWORD, None),
+        ("invited, no password", UserStatus.INVITED, None, None),
+        ("planned end passed", UserStatus.ACTIVE, PASSWORD, timedelta(days=-1)),
+    ],
+)
+async def test_every_failure_gives_the_same_answer(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    state: AppState,
+    case: str,
+    status: UserStatus | None,
+    password: str | None,
+    expires_in: timedelta | None,
+) -> None:
+    customer = await create_customer(session)
+    if status is not None:
+        await create_user(
+            session,
+            state,
+            customer,
+            login="someone",
+            status=status,
+            password=password,
+            expires_at=utcnow() + expires_in if expires_in else None,
+        )
+    typed = "wrong password, long enough" if case == "wrong password" else PASSWORD
+
+    response = await log_in(client, "someone", typed)
+
+    assert response.status_code == 401, case
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == {
+        "type": "https://eservice.example/problems/invalid_credentials",
+        "title": "Login failed",
+        "status": 401,
+        "detail": "The login ID or the password is wrong.",
+        "code": "invalid_credentials",
+    }
+    assert await audit_actions(session) == ["login.failed"]
+
+
+async def test_unknown_login_costs_a_hash_check(
+    client: httpx.AsyncClient, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    context = state.hasher._context
+    checked: list[str] = []
+    original = context.verify
+
+    def spy(secret: str, hashed: str) -> bool:
+        checked.append(hashed)
+        return bool(original(secret, hashed))
+
+    monkeypatch.setattr(context, "verify", spy)
+
+    response = await log_in(client, "nobody.here")
+
+    assert response.status_code == 401
+    assert checked == [state.hasher._dummy_hash]
+    assert checked[0].startswith("$argon2id$")
+
+
+async def test_login_upgrades_an_outdated_hash(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState, settings: Settings
+) -> None:
+    customer = await create_customer(session)
+    user = await create_user(session, state, customer, login="old.hash", password=None)
+    old = PasswordHasher(settings.model_copy(update={"argon2_memory_cost": 2048}))
+    user.password_hash = await old.hash(PASSWORD)
+    await session.flush()
+
+    assert (await log_in(client, "old.hash")).status_code == 200
+
+    await session.refresh(user)
+    assert user.password_hash is not None
+    assert "m=1024" in user.password_hash
+    assert (await log_in(client, "old.hash")).status_code == 200
+
+
+async def test_failed_login_is_audited_with_ip(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    customer = await create_customer(session)
+    user = await create_user(session, state, customer, login="audited")
+
+    await log_in(client, "audited", "definitely not the password")
+
+    event = (await session.execute(select(AuditEvent))).scalar_one()
+    assert event.action == "login.failed"
+    assert (event.customer_id, event.target_id, event.client_ip) == (
+        customer.id,
+        str(user.id),
+        "127.0.0.1",
+    )
+    assert event.actor_id is None
+    assert event.details == {"reason": "wrong_password", "consecutive_failures": 1}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"login": "x"},
+        {"password": "x"},
+        {"login": "x", "password": "y", "remember": True},
+        {"login": "x" * 65, "password": "y"},
+        {"login": "a\r\nb", "password": "y"},
+        {"login": "x", "password": "y" * 1025},
+        {"login": "", "password": "y"},
+        {"login": 5, "password": "y"},
+    ],
+)
+async def test_bad_login_requests_are_refused(
+    client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    response = await client.post("/api/v1/auth/login", json=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert "y" * 20 not in response.text  # no echoed password
+
+
+async def test_the_user_row_is_not_version_bumped_by_login(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    customer = await create_customer(session)
+    user = await create_user(session, state, customer, login="twice")
+    first = await log_in(client, "twice")
+    second = await log_in(client, "twice")
+    assert first.status_code == second.status_code == 200
+    version = (
+        await session.execute(select(UserAccount.version).where(UserAccount.id == user.id))
+    ).scalar_one()
+    assert version == 1
