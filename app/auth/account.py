@@ -4,10 +4,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import Actor, record_event
 from app.auth.errors import CurrentPasswordInvalid, CurrentPasswordRequired
 from app.auth.schemas import ProfileUpdate
-from app.auth.service import guard_password_check, note_failed_password
+from app.auth.service import guard_password_check, note_failed_password, record_own_event
 from app.auth.sessions import confirm_session
 from app.auth.throttle import clear_login_failures
 from app.core.auth import Principal
@@ -83,13 +82,10 @@ async def update_profile(
         # The unique index on login_key answers 409 login_taken (LoginTaken), race-free.
         user.login_key = UserAccount.key_for(user.login)
     await session.flush()
-    await record_event(
+    await record_own_event(
         session,
         "user.updated",
-        customer_id=user.customer_id,
-        actor=Actor(user.id, user.login),
-        target_type="user",
-        target_id=user.id,
+        user,
         client_ip=client_ip,
         details={"fields": sorted(changed), "self_service": True},
     )
@@ -127,12 +123,4 @@ async def change_password(
     await session.flush()
     await confirm_session(session, principal.session_id, now)
     await enqueue_password_changed_mail(session, settings, user, now)
-    await record_event(
-        session,
-        "password.changed",
-        customer_id=user.customer_id,
-        actor=Actor(user.id, user.login),
-        target_type="user",
-        target_id=user.id,
-        client_ip=client_ip,
-    )
+    await record_own_event(session, "password.changed", user, client_ip=client_ip)

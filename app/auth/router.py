@@ -42,6 +42,20 @@ def _token_out(tokens: IssuedTokens, user: UserAccount) -> TokenOut:
     )
 
 
+async def _log_in(
+    state: AppState, session: DbSession, request: Request, login: str, password: str
+) -> TokenOut:
+    tokens, user = await log_in(
+        state,
+        session,
+        login=login,
+        password=password,
+        client_ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    return _token_out(tokens, user)
+
+
 @router.post(
     "/auth/login",
     response_model=TokenOut,
@@ -49,15 +63,7 @@ def _token_out(tokens: IssuedTokens, user: UserAccount) -> TokenOut:
     responses=problem_responses(401, 422, 429),
 )
 async def login(body: LoginRequest, request: Request, session: DbSession, state: State) -> TokenOut:
-    tokens, user = await log_in(
-        state,
-        session,
-        login=body.login,
-        password=body.password,
-        client_ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-    )
-    return _token_out(tokens, user)
+    return await _log_in(state, session, request, body.login, body.password)
 
 
 @router.post(
@@ -69,15 +75,7 @@ async def login(body: LoginRequest, request: Request, session: DbSession, state:
 async def token(
     form: Annotated[TokenForm, Form()], request: Request, session: DbSession, state: State
 ) -> TokenOut:
-    tokens, user = await log_in(
-        state,
-        session,
-        login=form.username,
-        password=form.password,
-        client_ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-    )
-    return _token_out(tokens, user)
+    return await _log_in(state, session, request, form.username, form.password)
 
 
 @router.post(

@@ -1,6 +1,7 @@
 """Login, refresh and logout: password checks behind the throttle, sessions, audit events."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,27 @@ from app.users.status import StatusEvent, UserStatus, allowed, apply_event
 
 # Whoever types a wrong password is not known to be the account's owner.
 UNKNOWN_ACTOR = Actor(None, None)
+
+
+async def record_own_event(
+    session: AsyncSession,
+    action: str,
+    user: UserAccount,
+    *,
+    client_ip: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An audit event of something a user did to his own account (login, password change)."""
+    await record_event(
+        session,
+        action,
+        customer_id=user.customer_id,
+        actor=Actor(user.id, user.login),
+        target_type="user",
+        target_id=user.id,
+        client_ip=client_ip,
+        details=details,
+    )
 
 
 async def guard_password_check(
@@ -124,15 +146,7 @@ async def log_in(
         tokens = await start_session(
             state, session, user, client_ip=client_ip, user_agent=user_agent
         )
-        await record_event(
-            session,
-            "login.succeeded",
-            customer_id=user.customer_id,
-            actor=Actor(user.id, user.login),
-            target_type="user",
-            target_id=user.id,
-            client_ip=client_ip,
-        )
+        await record_own_event(session, "login.succeeded", user, client_ip=client_ip)
         return tokens, user
     if user is None:
         reason = "unknown_login"
@@ -155,12 +169,4 @@ async def log_in(
 async def log_out(session: AsyncSession, principal: Principal, *, client_ip: str | None) -> None:
     """End the caller's session: its access and refresh tokens stop working at once."""
     await revoke_session(session, principal.session_id, reason="logout")
-    await record_event(
-        session,
-        "logout",
-        customer_id=principal.customer_id,
-        actor=Actor(principal.user_id, principal.user.login),
-        target_type="user",
-        target_id=principal.user_id,
-        client_ip=client_ip,
-    )
+    await record_own_event(session, "logout", principal.user, client_ip=client_ip)
