@@ -14,12 +14,14 @@ from app.auth.throttle import (
     login_delay,
     login_throttle_key,
     prune_stale_throttles,
+    prune_throttles_periodically,
     record_login_failure,
     seconds_until_allowed,
 )
 from app.core.clock import clock, utcnow
 from app.core.config import Settings
 from app.core.state import AppState
+from app.main import background_jobs
 from app.users.status import UserStatus
 from tests.auth.helpers import audit_actions, client_from, log_in, mails_to, throttle_failures
 from tests.factories import PASSWORD, create_customer, create_user
@@ -175,3 +177,7 @@ async def test_stale_counters_are_pruned(session: AsyncSession, settings: Settin
 def test_exotic_logins_fit_the_key_column() -> None:
     assert len(login_throttle_key("\ufb03" * 64)) <= 100  # "ffi" ligatures triple in casefold
     assert login_throttle_key("abc") == "login:abc"
+
+
+def test_pruning_runs_beside_the_api() -> None:
+    assert prune_throttles_periodically in background_jobs()
