@@ -19,6 +19,7 @@ from app.users.models import UserAccount
 from app.users.status import UserStatus
 
 SESSION_ID_LENGTH = 32
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ async def refresh_session(
     session_id = refresh_token.split(".", 1)[0]
     now, settings = utcnow(), state.settings
     invalid = Unauthenticated("The refresh token is not valid.")
-    if len(session_id) != SESSION_ID_LENGTH:
+    # Only our own shape reaches the database (PostgreSQL refuses e.g. NUL characters).
+    if len(session_id) != SESSION_ID_LENGTH or not all(c in _HEX for c in session_id):
         raise invalid
     auth_session = await session.get(AuthSession, session_id, with_for_update=True)
     if auth_session is None or auth_session.revoked_at is not None:

@@ -222,3 +222,12 @@ async def test_the_user_row_is_not_version_bumped_by_login(
         await session.execute(select(UserAccount.version).where(UserAccount.id == user.id))
     ).scalar_one()
     assert version == 1
+
+
+@pytest.mark.parametrize("password", ["\x00" * 20, "pass\x00word with a nul", "\u202e" * 16])
+async def test_odd_passwords_are_just_wrong(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState, password: str
+) -> None:
+    await create_user(session, state, await create_customer(session), login="odd")
+    response = await log_in(client, "odd", password)
+    assert response.status_code == 401

@@ -51,7 +51,7 @@ async def test_refresh_rotates_and_a_replay_ends_the_session(
 
 @pytest.mark.parametrize(
     "token",
-    ["", "garbage", "x" * 201, "0" * 32 + ".guess", "." * 50],
+    ["", "garbage", "x" * 201, "0" * 32 + ".guess", "." * 50, "\x00" * 32 + ".x", "Z" * 32],
 )
 async def test_malformed_refresh_tokens_are_refused(client: httpx.AsyncClient, token: str) -> None:
     response = await refresh(client, token)

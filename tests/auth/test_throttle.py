@@ -1,5 +1,7 @@
 """Login throttling as DESIGN.md section 6: delays, the lock at 100, the per-IP limit."""
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import httpx
@@ -181,3 +183,22 @@ def test_exotic_logins_fit_the_key_column() -> None:
 
 def test_pruning_runs_beside_the_api() -> None:
     assert prune_throttles_periodically in background_jobs()
+
+
+async def test_the_background_job_prunes(
+    session: AsyncSession, state: AppState, settings: Settings
+) -> None:
+    long_ago = utcnow() - timedelta(days=2)
+    await record_login_failure(session, settings, login_key="ancient", client_ip=None, now=long_ago)
+    await session.flush()
+
+    job = asyncio.create_task(prune_throttles_periodically(state))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if await throttle_failures(session, "login:ancient") is None:
+            break
+    job.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await job
+
+    assert await throttle_failures(session, "login:ancient") is None
