@@ -15,15 +15,15 @@ from app.core.errors import FieldError
 from app.core.password_policy import check_new_password, context_words_for
 from app.core.state import AppState
 from app.invitations.mail import enqueue_password_changed_mail
-from app.users.errors import LoginTaken
+
+# Registers the unique index on login_key as 409 `login_taken`: a login ID taken by anyone
+# (case-insensitively) is refused by the database itself, without a racy check first.
+from app.users import errors as _user_errors  # noqa: F401
 from app.users.models import UserAccount
 
 # Changing these takes the current password: they are what an attacker with a stolen session
 # would change to take the account over (login ID, and the address reset links go to).
 SENSITIVE_FIELDS = ("login", "email")
-# A login ID taken by anyone (case-insensitively) violates the unique index on login_key,
-# which app.users.errors registers as this error: 409 `login_taken`, without a racy check.
-LOGIN_CONFLICT = LoginTaken
 
 
 async def confirm_current_password(

@@ -3,6 +3,9 @@
 One atomic statement counts an attempt, so concurrent attempts are all counted (also on
 PostgreSQL with many API processes). Keys are namespaced by their user, e.g.
 `reset:login:<login_key>`, `reset:ip:<address>`, `invite:user:<id>:hour`.
+
+Windows must not exceed a day: the pruning job (app/auth/throttle.py) deletes counters that
+nobody has touched for 24 hours.
 """
 
 from datetime import datetime, timedelta
