@@ -1,6 +1,7 @@
 """Reading what the password flows queued in the outbox."""
 
 import re
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,14 +28,14 @@ def token_in(message: OutboxMessage) -> str:
     """The token of the link in a mail (the text and the HTML body carry the same one)."""
     found = TOKEN_RE.search(message.body_text)
     assert found is not None, message.body_text
-    assert message.body_html is not None and f"#token={found.group(1)}" in message.body_html
+    assert message.body_html is not None
+    assert f"#token={found.group(1)}" in message.body_html
     return found.group(1)
 
 
 async def new_token_for(
     session: AsyncSession, user_id: int, purpose: TokenPurpose, hours: int = 24
 ) -> str:
-    from datetime import timedelta
 
     token, _row = await issue_token(session, user_id, purpose, timedelta(hours=hours))
     return token

@@ -50,7 +50,7 @@ def _setup(token, password=NEW_PASSWORD, confirmation=None):
 
 
 async def test_inspect_does_not_consume(client, session, state):
-    user, token = await _invited(session, state, login="Admin.Telefonanlage1")
+    _user, token = await _invited(session, state, login="Admin.Telefonanlage1")
     for _ in range(3):
         response = await client.post("/api/v1/password-tokens/inspect", json={"token": token})
         assert response.status_code == 200
@@ -71,7 +71,8 @@ async def test_setup_activates_and_kills_the_token(client, session, state):
 
     user = await _reload(session, UserAccount, user.id)
     assert user.status == UserStatus.ACTIVE
-    assert user.password_hash is not None and NEW_PASSWORD not in user.password_hash
+    assert user.password_hash is not None
+    assert NEW_PASSWORD not in user.password_hash
     assert (await state.hasher.verify(NEW_PASSWORD, user.password_hash))[0]
     invitation = await _reload(session, Invitation, user.id)
     assert invitation.accepted_at is not None
@@ -192,8 +193,8 @@ async def test_invitation_token_does_not_serve_an_active_account(client, session
 
 async def test_setup_activates_a_pending_customer(client, session, state):
     customer = await create_customer(session, state=EServiceState.PENDING)
-    pbx_user, pbx_token = await _invited(session, state, customer=customer)
-    admin, admin_token = await _invited(
+    _pbx_user, pbx_token = await _invited(session, state, customer=customer)
+    _admin, admin_token = await _invited(
         session, state, customer=customer, role=Role.CUSTOMER_PORTAL_ADMIN
     )
     # A PBX admin setting his password does not activate the customer's e:service.

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from app.core.clock import clock, utcnow
 from app.invitations.jobs import run_invitation_scheduler, send_due_invitations
-from app.main import background_jobs
 from app.invitations.models import Invitation
+from app.main import background_jobs
 from app.users.status import UserStatus
 from tests.factories import create_customer, create_user
 from tests.invitations.outbox_helpers import queued_mails, token_in
