@@ -11,9 +11,8 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.core.errors import error_for_integrity_error
 from app.customers import errors as customer_errors  # noqa: F401 - registers the unique number
-from app.customers.schemas import CustomerNumber
+from app.customers.schemas import CustomerName, CustomerNumber
 from app.customers.service import create_customer
-from app.users.fields import PersonName
 
 customers_cli = typer.Typer(help="Customers and their e:service activation.", no_args_is_help=True)
 
@@ -32,7 +31,7 @@ def create(
 ) -> None:
     """Add a customer (e:service pending); the last line printed is its activation code."""
     customer_number = _valid(TypeAdapter(CustomerNumber), number, "--number")
-    customer_name = _valid(TypeAdapter(PersonName), name, "--name")
+    customer_name = _valid(TypeAdapter(CustomerName), name, "--name")
 
     async def work(database: Database, _settings: Settings) -> str:
         try:

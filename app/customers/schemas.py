@@ -11,6 +11,11 @@ CustomerNumber = Annotated[
     StringConstraints(min_length=1, max_length=32, strip_whitespace=True),
     AfterValidator(reject_control_characters),
 ]
+CustomerName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
+    AfterValidator(reject_control_characters),
+]
 ActivationCode = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
