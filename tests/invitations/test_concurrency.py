@@ -1,12 +1,16 @@
 """Of concurrent uses of one link exactly one sets the password (PostgreSQL, real commits)."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from app.invitations.models import PasswordToken, TokenPurpose
+from app.core.clock import utcnow
+from app.invitations.jobs import send_due_invitations
+from app.invitations.models import Invitation, PasswordToken, TokenPurpose
 from app.invitations.tokens import consume_token
+from app.outbox.models import OutboxMessage
 from app.users.models import UserAccount
 from app.users.status import UserStatus
 from tests.conftest import postgres_only
@@ -73,3 +77,39 @@ async def test_the_claim_statement_itself_admits_one(database, state):
 
         results = await asyncio.gather(*(claim(token) for _ in range(16)))
         assert results.count(True) == 1
+
+
+@postgres_only()
+@pytest.mark.committing
+async def test_several_schedulers_send_each_invitation_once(database, state):
+    """`FOR UPDATE SKIP LOCKED`: four schedulers at once, every due invitation goes out once."""
+    async with database.sessionmaker.begin() as session:
+        customer = await create_customer(session)
+        due = utcnow() - timedelta(minutes=1)
+        users = []
+        for _ in range(30):
+            user = await create_user(
+                session, state, customer, status=UserStatus.SCHEDULED, password=None
+            )
+            session.add(Invitation(user_id=user.id, scheduled_for=due, sent_count=0))
+            users.append(user.id)
+
+    async def run_scheduler() -> int:
+        async with database.sessionmaker.begin() as session:
+            sent = await send_due_invitations(session, state, utcnow())
+            await asyncio.sleep(0.05)  # keep the claimed rows locked a moment
+            return sent
+
+    counts = await asyncio.gather(*(run_scheduler() for _ in range(4)))
+    assert sum(counts) == 30
+    async with database.sessionmaker() as session:
+        mails = (
+            await session.execute(
+                select(OutboxMessage.user_id, func.count())
+                .where(OutboxMessage.kind == "invitation")
+                .group_by(OutboxMessage.user_id)
+            )
+        ).all()
+        assert sorted(mails) == sorted((user_id, 1) for user_id in users)
+        statuses = (await session.execute(select(UserAccount.status))).scalars().all()
+        assert set(statuses) == {UserStatus.INVITED}
