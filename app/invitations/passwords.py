@@ -118,11 +118,11 @@ async def set_password_with_token(
         raise TokenInvalid("The link is unknown, already used or expired.")
     purpose = claimed[1]
     now = utcnow()
+    # Re-read the account: it may have been disabled while the password was being hashed.
     await session.refresh(user)
-    event = _USABLE[purpose].get(user.status)
     if user.status not in _USABLE[purpose]:
         raise TokenInvalid("The link is unknown, already used or expired.")
-    before = user.status
+    before, event = user.status, _USABLE[purpose][user.status]
     if event is not None:
         apply_event(user, event, now)
     user.password_hash = password_hash
