@@ -5,6 +5,8 @@ from fastapi import FastAPI
 from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
 from app.core.health import router as health_router
+from app.customers.router import router as customers_router
+from app.invitations.router import router as invitations_router
 
 API_V1 = "/api/v1"
 
@@ -13,3 +15,5 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(health_router)
     app.include_router(auth_router, prefix=API_V1)
     app.include_router(account_router, prefix=API_V1)
+    app.include_router(invitations_router, prefix=API_V1)
+    app.include_router(customers_router, prefix=API_V1)

@@ -12,6 +12,8 @@ from app.core.commands import CommandError
 from app.core.config import UnsafeProductionSettings, get_settings
 from app.core.logging import configure_logging
 from app.core.migrate import upgrade_to_head
+from app.customers.cli import customers_cli
+from app.users.cli import users_cli
 
 cli = typer.Typer(
     name="eservice",
@@ -23,6 +25,8 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.add_typer(customers_cli, name="customers")
+cli.add_typer(users_cli, name="users")
 
 
 @cli.command()

@@ -16,13 +16,14 @@ from app.core.db import Database, create_engine
 from app.core.errors import install_error_handlers
 from app.core.middleware import EdgeMiddleware
 from app.core.state import AppState, build_state
+from app.invitations.jobs import run_invitation_scheduler
 
 BackgroundJob = Callable[[AppState], Coroutine[Any, Any, None]]
 
 
 def background_jobs() -> list[BackgroundJob]:
     """What runs beside the API in `eservice serve` (and alone in `eservice worker`)."""
-    return [prune_throttles_periodically]
+    return [prune_throttles_periodically, run_invitation_scheduler]
 
 
 def create_app(

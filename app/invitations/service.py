@@ -63,9 +63,13 @@ async def send_reset_link(
     user: UserAccount,
     *,
     locked: bool = False,
+    reason: str | None = None,
     client_ip: str | None = None,
 ) -> None:
-    """Issue a reset link (1 h by default) and queue the mail; `locked` explains why."""
+    """Issue a reset link (1 h by default) and queue the mail; `locked` explains why.
+
+    `reason` for the audit log: `locked` (the lock sent it) or `requested` (the owner asked).
+    """
     token, row = await issue_token(session, user.id, TokenPurpose.RESET, settings.reset_ttl)
     await enqueue_password_mail(
         session,
@@ -83,5 +87,5 @@ async def send_reset_link(
         target_type="user",
         target_id=user.id,
         client_ip=client_ip,
-        details={"reason": "locked" if locked else "requested"},
+        details={"reason": reason or ("locked" if locked else "requested"), "sent": "reset"},
     )

@@ -1,0 +1,32 @@
+"""Queries of customers: lookup by number, the activation code's one-time use."""
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.customers.models import Customer
+
+
+async def find_customer_by_number(session: AsyncSession, customer_number: str) -> Customer | None:
+    return (
+        await session.execute(select(Customer).where(Customer.customer_number == customer_number))
+    ).scalar_one_or_none()
+
+
+async def consume_activation_code(
+    session: AsyncSession, customer_number: str, code_hash: str
+) -> int | None:
+    """Clear the code in one conditional UPDATE; the customer's id if it matched, else None.
+
+    Of concurrent registrations with the same letter exactly one gets the id.
+    """
+    result = await session.execute(
+        update(Customer)
+        .where(
+            Customer.customer_number == customer_number,
+            Customer.activation_code_hash == code_hash,
+        )
+        .values(activation_code_hash=None)
+        .returning(Customer.id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none()

@@ -1,0 +1,74 @@
+"""Queries of the password flows: accounts by login or id, due scheduled invitations."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.customers.models import Customer, EServiceState
+from app.invitations.models import Invitation
+from app.users.models import UserAccount
+from app.users.status import UserStatus
+
+
+async def get_user(session: AsyncSession, user_id: int) -> UserAccount | None:
+    return await session.get(UserAccount, user_id)
+
+
+async def find_user_by_login(session: AsyncSession, login: str) -> UserAccount | None:
+    """The account whose login ID matches case-insensitively, if any."""
+    return (
+        await session.execute(
+            select(UserAccount).where(UserAccount.login_key == UserAccount.key_for(login))
+        )
+    ).scalar_one_or_none()
+
+
+async def mark_invitation_accepted(session: AsyncSession, user_id: int, now: datetime) -> None:
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.user_id == user_id, Invitation.accepted_at.is_(None))
+        .values(accepted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def activate_pending_customer(session: AsyncSession, customer_id: int, now: datetime) -> bool:
+    """Turn the customer's e:service access on if it is still pending; True if it changed."""
+    result = await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id, Customer.eservice_state == EServiceState.PENDING)
+        .values(eservice_state=EServiceState.ACTIVE, activated_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim_due_scheduled_users(
+    session: AsyncSession, now: datetime, *, limit: int = 100
+) -> Sequence[UserAccount]:
+    """Scheduled accounts whose invitation time has come, locked for this transaction.
+
+    On PostgreSQL rows another scheduler holds are skipped (`FOR UPDATE SKIP LOCKED`), so
+    several processes never send the same invitation twice; SQLite has one writer anyway.
+    """
+    return (
+        (
+            await session.execute(
+                select(UserAccount)
+                .join(Invitation, Invitation.user_id == UserAccount.id)
+                .where(
+                    UserAccount.status == UserStatus.SCHEDULED,
+                    Invitation.scheduled_for.is_not(None),
+                    Invitation.scheduled_for <= now,
+                    or_(UserAccount.expires_at.is_(None), UserAccount.expires_at > now),
+                )
+                .order_by(Invitation.scheduled_for, UserAccount.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=UserAccount)
+            )
+        )
+        .scalars()
+        .all()
+    )
