@@ -8,7 +8,7 @@ with control characters are refused at the API already; this is the second fence
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 
 from app.outbox.errors import PermanentDeliveryError
 from app.outbox.models import OutboxMessage
@@ -28,10 +28,29 @@ def _recipient(value: str) -> Address:
         raise PermanentDeliveryError("recipient is not an e-mail address") from exc
 
 
+def _split_address(mail_from: str) -> tuple[str, str]:
+    """`Name <addr>` or `addr` → (name, addr); the name is taken verbatim, colons included."""
+    value = mail_from.strip()
+    if value.endswith(">") and "<" in value:
+        name, _, address = value[:-1].rpartition("<")
+        return name.strip().strip('"').strip(), address.strip()
+    return "", value
+
+
+def _sender(mail_from: str) -> Address:
+    # Parsed and re-quoted: a bare display name such as `e:service` would otherwise be read
+    # as an RFC 5322 group ("e:" ... ";") by every receiving mail client.
+    _header_value("sender", mail_from)
+    name, address = _split_address(mail_from)
+    try:
+        return Address(display_name=name, addr_spec=address)
+    except (ValueError, IndexError) as exc:
+        raise PermanentDeliveryError("ESERVICE_MAIL_FROM is not an e-mail address") from exc
+
+
 def sender_domain(mail_from: str) -> str:
     """The domain of the sender address, for Message-IDs (`localhost` if it has none)."""
-    _name, address = parseaddr(mail_from)
-    return address.rpartition("@")[2] or "localhost"
+    return _split_address(mail_from)[1].rpartition("@")[2] or "localhost"
 
 
 def message_id(message: OutboxMessage, mail_from: str) -> str:
@@ -44,7 +63,7 @@ def message_id(message: OutboxMessage, mail_from: str) -> str:
 def build_email(message: OutboxMessage, mail_from: str) -> EmailMessage:
     """The MIME message for an outbox row; `PermanentDeliveryError` if it cannot be built."""
     email = EmailMessage(policy=SMTP)
-    email["From"] = _header_value("sender", mail_from)
+    email["From"] = _sender(mail_from)
     email["To"] = _recipient(message.recipient)
     email["Subject"] = _header_value("subject", message.subject)
     email["Date"] = format_datetime(message.created_at)
