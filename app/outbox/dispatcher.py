@@ -14,9 +14,12 @@ the reason a mail is never lost instead.
 """
 
 import asyncio
+import contextlib
 import logging
 import secrets
+from collections.abc import Coroutine, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.core.clock import utcnow
 from app.core.config import Settings
@@ -29,6 +32,8 @@ from app.outbox.models import OutboxMessage
 
 logger = logging.getLogger("app.outbox")
 _random = secrets.SystemRandom()
+# Longest pause between rounds while rounds keep failing (seconds).
+FAILURE_PAUSE_MAX = 60.0
 
 
 def retry_delay(settings: Settings, attempts: int) -> timedelta:
@@ -82,12 +87,48 @@ async def _record_outcome(
         logger.info("mail delivery deferred", extra={**log, "retry_at": retry_at})
 
 
-async def _deliver(backend: MailBackend, message: OutboxMessage, mail_from: str) -> None:
-    await backend.send(build_email(message, mail_from))
+async def _attempt(
+    state: AppState, backend: MailBackend, message: OutboxMessage, lease_until: datetime
+) -> None:
+    error: DeliveryError | None = None
+    try:
+        await backend.send(build_email(message, state.settings.mail_from))
+    except DeliveryError as exc:
+        error = exc
+    except Exception as exc:
+        # A bug must not strand the message under its lease; it is retried like an outage.
+        logger.exception("mail backend raised", extra={"outbox_id": message.id})
+        error = TransientDeliveryError(f"backend error: {type(exc).__name__}")
+    await _record_outcome(state, message, lease_until, error)
+
+
+async def _release(
+    state: AppState, messages: Sequence[OutboxMessage], lease_until: datetime
+) -> None:
+    async with state.database.sessionmaker.begin() as session:
+        await repository.release_claims(session, [m.id for m in messages], lease_until)
+
+
+async def _complete_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even when the caller is cancelled (shutdown), then re-raise.
+
+    A mail handed over but not recorded would be sent again after its lease runs out.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 async def dispatch_once(state: AppState, backend: MailBackend | None = None) -> int:
-    """Run one round; returns how many messages it attempted (0: nothing was due)."""
+    """Run one round; returns how many messages it attempted (0: nothing was due).
+
+    Cancelled (shutdown), it finishes the message in hand, gives the rest of the batch back,
+    and re-raises.
+    """
     settings = state.settings
     backend = backend or backend_for(settings)
     now = utcnow()
@@ -96,33 +137,35 @@ async def dispatch_once(state: AppState, backend: MailBackend | None = None) -> 
         messages = await repository.claim_due_messages(
             session, now=now, lease_until=lease_until, limit=settings.outbox_batch_size
         )
-    for message in messages:
-        error: DeliveryError | None = None
-        try:
-            await _deliver(backend, message, settings.mail_from)
-        except DeliveryError as exc:
-            error = exc
-        except Exception as exc:
-            # A bug must not strand the message under its lease; it is retried like an outage.
-            logger.exception("mail backend raised", extra={"outbox_id": message.id})
-            error = TransientDeliveryError(f"backend error: {type(exc).__name__}")
-        await _record_outcome(state, message, lease_until, error)
+    finished = 0
+    try:
+        for message in messages:
+            await _complete_even_if_cancelled(_attempt(state, backend, message, lease_until))
+            finished += 1
+    except asyncio.CancelledError:
+        await _complete_even_if_cancelled(_release(state, messages[finished + 1 :], lease_until))
+        raise
     return len(messages)
 
 
 async def run_dispatcher(state: AppState) -> None:
     """The dispatcher loop: a round, then a short pause unless the batch was full.
 
-    A failing round (database unreachable, a bug) is logged and the loop goes on; only
-    cancellation ends it.
+    A failing round (database unreachable, a bug) is logged and the loop goes on, pausing
+    longer after each consecutive failure (up to a minute) so an outage does not flood the
+    log; only cancellation ends it.
     """
     settings = state.settings
     backend = backend_for(settings)
+    failures = 0
     while True:
         try:
             attempted = await dispatch_once(state, backend)
+            failures = 0
         except Exception:
-            logger.exception("outbox dispatch round failed")
+            logger.exception("outbox dispatch round failed", extra={"failures": failures + 1})
             attempted = 0
+            failures += 1
         if attempted < settings.outbox_batch_size:
-            await asyncio.sleep(settings.dispatcher_interval)
+            pause = settings.dispatcher_interval * (1 << min(failures, 16))
+            await asyncio.sleep(min(pause, max(FAILURE_PAUSE_MAX, settings.dispatcher_interval)))

@@ -89,3 +89,21 @@ async def mark_attempt_failed(
 async def get_message(session: AsyncSession, message_id: int) -> OutboxMessage | None:
     """One outbox row, freshly read (the delivery state shown in a user's invitation block)."""
     return await session.get(OutboxMessage, message_id, populate_existing=True)
+
+
+async def release_claims(
+    session: AsyncSession, message_ids: list[int], lease_until: datetime
+) -> None:
+    """Give back claimed messages that were not attempted (shutdown), uncounted and due now."""
+    if not message_ids:
+        return
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(message_ids),
+            OutboxMessage.state == DeliveryState.PENDING,
+            OutboxMessage.locked_until == lease_until,
+        )
+        .values(locked_until=None, attempts=OutboxMessage.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )

@@ -18,6 +18,7 @@ class CapturingHandler:
         self.messages: list[EmailMessage] = []
         self.data_attempts = 0
         self.delay = 0.0
+        self.data_seen = asyncio.Event()
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -29,6 +30,7 @@ class CapturingHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_attempts += 1
+        self.data_seen.set()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.reply.startswith("250"):

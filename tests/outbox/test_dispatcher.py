@@ -1,5 +1,6 @@
 """The dispatcher against a real SMTP server: delivery, outage, refusals, leases."""
 
+import asyncio
 import itertools
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -258,3 +259,29 @@ def test_last_error_never_carries_the_smtp_password(state: AppState) -> None:
     assert "s3cret-Passw0rd" not in text
     assert "\n" not in text
     assert safe_error(settings, RuntimeError("x" * 2000)) == "x" * 500
+
+
+async def test_cancelled_round_finishes_the_mail_in_hand_and_gives_back_the_rest(
+    session: AsyncSession, state: AppState, smtp: SmtpServer
+) -> None:
+    customer = await create_customer(session)
+    invitations = [(await invite(session, state, customer))[1] for _ in range(3)]
+    smtp.handler.delay = 0.3
+
+    round_ = asyncio.create_task(dispatch_once(state))
+    await asyncio.wait_for(smtp.handler.data_seen.wait(), timeout=10)
+    round_.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await round_
+
+    rows = [await outbox_row(session, i.outbox_message_id) for i in invitations]
+    assert [row.state for row in rows] == [
+        DeliveryState.SENT,
+        DeliveryState.PENDING,
+        DeliveryState.PENDING,
+    ]
+    assert [(row.attempts, row.locked_until) for row in rows[1:]] == [(0, None), (0, None)]
+    assert len(smtp.handler.messages) == 1
+    smtp.handler.delay = 0
+    assert await dispatch_once(state) == 2  # due at once, no lease to wait for
+    assert len(set(smtp.handler.message_ids())) == 3
