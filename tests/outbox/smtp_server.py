@@ -3,6 +3,7 @@
 import asyncio
 import email
 import email.policy
+import warnings
 from email.message import EmailMessage
 from typing import Any
 
@@ -46,15 +47,22 @@ class CapturingHandler:
 class SmtpServer:
     """Start, stop and restart (on the same port) an aiosmtpd server."""
 
-    def __init__(self, handler: CapturingHandler) -> None:
+    def __init__(self, handler: CapturingHandler, **smtp_options: Any) -> None:
         self.handler = handler
+        self.smtp_options = smtp_options
         self.port = 0
         self._server: asyncio.Server | None = None
+
+    def _protocol(self) -> SMTP:
+        with warnings.catch_warnings():
+            # aiosmtpd warns about AUTH without TLS; the test server listens on loopback only.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return SMTP(self.handler, hostname="smtp.test", **self.smtp_options)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self.handler, hostname="smtp.test"),
+            self._protocol,
             host="127.0.0.1",
             port=self.port,
             reuse_address=True,

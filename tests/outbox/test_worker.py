@@ -82,25 +82,40 @@ async def test_worker_delivers_and_stops_cleanly_on_signal(
         assert row.state == DeliveryState.SENT
 
 
-async def test_loop_survives_failing_rounds(
-    state: AppState, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+class FailureCounter(logging.Handler):
+    """Counts failed rounds and wakes the test after `wanted` of them."""
+
+    def __init__(self, wanted: int) -> None:
+        super().__init__(logging.ERROR)
+        self.wanted = wanted
+        self.count = 0
+        self.enough = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "outbox dispatch round failed":
+            self.count += 1
+            if self.count >= self.wanted:
+                self.enough.set()
+
+
+async def test_loop_survives_failing_rounds(state: AppState, tmp_path: Path) -> None:
     # A database that cannot be opened: every round fails.
     url = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'eservice.db'}"
-    broken_settings = state.settings.model_copy(update={"dispatcher_interval": 0.01})
+    broken_settings = state.settings.model_copy(update={"dispatcher_interval": 0.001})
     broken = replace(
         state,
         settings=broken_settings,
         database=Database(create_engine(Settings(_env_file=None, database_url=url))),  # type: ignore[call-arg]
     )
+    counter = FailureCounter(wanted=3)
+    logger = logging.getLogger("app.outbox")
+    logger.addHandler(counter)
     task = asyncio.create_task(run_dispatcher(broken))
     try:
-        with caplog.at_level(logging.ERROR, logger="app.outbox"):
-            await asyncio.sleep(0.3)
-        assert not task.done()
-        failures = [r for r in caplog.records if r.getMessage() == "outbox dispatch round failed"]
-        assert len(failures) >= 3
+        await asyncio.wait_for(counter.enough.wait(), timeout=30)
+        assert not task.done()  # still looping after three failed rounds
     finally:
+        logger.removeHandler(counter)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
