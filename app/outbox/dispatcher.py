@@ -60,12 +60,19 @@ async def _record_outcome(
 ) -> None:
     settings = state.settings
     now = utcnow()
-    log = {"outbox_id": message.id, "kind": message.kind, "attempt": message.attempts}
-    async with state.database.sessionmaker.begin() as session:
-        if error is None:
+    log: dict[str, object] = {
+        "outbox_id": message.id,
+        "kind": message.kind,
+        "attempt": message.attempts,
+    }
+    if error is None:
+        async with state.database.sessionmaker.begin() as session:
             await repository.mark_sent(session, message.id, now=now)
-            logger.info("mail sent", extra=log)
-            return
+        logger.info("mail sent", extra=log)
+        return
+    reason = safe_error(settings, error)
+    log["error"] = reason
+    async with state.database.sessionmaker.begin() as session:
         permanent = isinstance(error, PermanentDeliveryError)
         give_up = permanent or message.attempts >= settings.outbox_max_attempts
         retry_at = None if give_up else now + retry_delay(settings, message.attempts)
@@ -73,7 +80,7 @@ async def _record_outcome(
             session,
             message.id,
             lease_until=lease_until,
-            error=safe_error(settings, error),
+            error=reason,
             retry_at=retry_at,
         )
     if not recorded:

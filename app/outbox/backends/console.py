@@ -17,7 +17,7 @@ class ConsoleBackend:
 
     async def send(self, email: EmailMessage) -> None:
         text = email.get_body(preferencelist=("plain",))
-        body = text.get_content() if isinstance(text, EmailMessage) else ""
+        body = text.get_content().replace("\r\n", "\n") if isinstance(text, EmailMessage) else ""
         headers = "".join(
             f"{name}: {email[name]}\n" for name in ("From", "To", "Subject", "Message-ID")
         )
