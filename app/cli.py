@@ -55,6 +55,19 @@ def serve(
     )
 
 
+@cli.command()
+def worker() -> None:
+    """Run the outbox dispatcher and the scheduled jobs without the API (SIGTERM stops it)."""
+    import asyncio
+
+    from app.outbox.worker import run_worker
+
+    settings = get_settings()
+    settings.check_production_safety()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply all database migrations."""

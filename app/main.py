@@ -17,13 +17,14 @@ from app.core.errors import install_error_handlers
 from app.core.middleware import EdgeMiddleware
 from app.core.state import AppState, build_state
 from app.invitations.jobs import run_invitation_scheduler
+from app.outbox.dispatcher import run_dispatcher
 
 BackgroundJob = Callable[[AppState], Coroutine[Any, Any, None]]
 
 
 def background_jobs() -> list[BackgroundJob]:
     """What runs beside the API in `eservice serve` (and alone in `eservice worker`)."""
-    return [prune_throttles_periodically, run_invitation_scheduler]
+    return [prune_throttles_periodically, run_invitation_scheduler, run_dispatcher]
 
 
 def create_app(

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, ge=1)
     outbox_retry_base: timedelta = timedelta(seconds=30)
     outbox_retry_max: timedelta = timedelta(hours=1)
+    outbox_batch_size: int = Field(default=10, ge=1, le=500)
+    # How long a claimed message stays reserved; a crashed dispatcher's claim runs out then.
+    outbox_claim_lease: timedelta = timedelta(minutes=5)
 
     invitation_ttl: timedelta = timedelta(hours=24)
     reset_ttl: timedelta = timedelta(hours=1)
