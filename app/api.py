@@ -3,7 +3,11 @@
 from fastapi import FastAPI
 
 from app.auth.router import router as auth_router
+from app.contracts.router import router as contracts_router
 from app.core.health import router as health_router
+from app.documents.router import router as documents_router
+from app.pbx.router import jwks_router
+from app.pbx.router import router as pbx_router
 
 API_V1 = "/api/v1"
 
@@ -11,3 +15,7 @@ API_V1 = "/api/v1"
 def include_routers(app: FastAPI) -> None:
     app.include_router(health_router)
     app.include_router(auth_router, prefix=API_V1)
+    app.include_router(contracts_router, prefix=API_V1)
+    app.include_router(pbx_router, prefix=API_V1)
+    app.include_router(documents_router, prefix=API_V1)
+    app.include_router(jwks_router)

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.urls import http_base_url
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/eservice.db"
 DEFAULT_FRONTEND_URL = "http://127.0.0.1:8000"
 
@@ -63,6 +65,7 @@ class Settings(BaseSettings):
     jwt_issuer: str = "http://127.0.0.1:8000"
     api_audience: str = "eservice-api"
     keys_dir: Path = Path("var/keys")
+    documents_dir: Path = Path("var/documents")
 
     cors_origins: list[str] = Field(default_factory=list)
     access_log: bool = False
@@ -103,6 +106,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("pbx_ui_url")
+    @classmethod
+    def _pbx_ui_url_is_http(cls, value: str) -> str:
+        # The hand-off redirects browsers there with a token: only a plain http(s) base URL.
+        return http_base_url(value)
 
     @model_validator(mode="after")
     def _session_ttls_consistent(self) -> "Settings":
