@@ -3,13 +3,11 @@
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts import service
-from app.core.cli_args import checked_text, checked_with
-from app.core.commands import CommandError, run_with_database
+from app.core.cli_args import checked_text, checked_with, run_in_transaction
 from app.core.config import Settings
-from app.core.db import Database
-from app.core.errors import AppError
 from app.core.urls import http_base_url
 
 contracts_cli = typer.Typer(help="Customers' contracts.", no_args_is_help=True)
@@ -42,21 +40,17 @@ def create(
     if pbx_url is not None:
         pbx_url = checked_with("--pbx-url", pbx_url, http_base_url)
 
-    async def work(database: Database, _settings: Settings) -> int:
-        async with database.sessionmaker.begin() as session:
-            contract = await service.create_contract(
-                session,
-                customer_number=customer,
-                contract_number=number,
-                product=product,
-                label=label,
-                pbx_tenant=pbx_tenant,
-                pbx_ui_url=pbx_url,
-            )
-            return contract.id
+    async def work(session: AsyncSession, _settings: Settings) -> int:
+        contract = await service.create_contract(
+            session,
+            customer_number=customer,
+            contract_number=number,
+            product=product,
+            label=label,
+            pbx_tenant=pbx_tenant,
+            pbx_ui_url=pbx_url,
+        )
+        return contract.id
 
-    try:
-        contract_id = run_with_database(work)
-    except AppError as exc:
-        raise CommandError(exc.detail or exc.title) from exc
+    contract_id = run_in_transaction(work)
     typer.echo(f"contract {number} created (id {contract_id})")

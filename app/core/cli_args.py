@@ -1,9 +1,17 @@
-"""Checks of command-line arguments: bad input becomes a one-line CommandError."""
+"""Helpers of operator commands: argument checks and a unit of work, failing in one line."""
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from app.core.commands import CommandError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.commands import CommandError, run_with_database
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.errors import AppError
+
+T = TypeVar("T")
 
 
 def checked_text(name: str, value: str, *, max_length: int, pattern: str | None = None) -> str:
@@ -21,3 +29,16 @@ def checked_with(name: str, value: str, check: Callable[[str], str]) -> str:
         return check(value)
     except ValueError as exc:
         raise CommandError(f"{name} {exc}") from exc
+
+
+def run_in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction; its AppError becomes a one-line CommandError."""
+
+    async def unit_of_work(database: Database, settings: Settings) -> T:
+        async with database.sessionmaker.begin() as session:
+            return await work(session, settings)
+
+    try:
+        return run_with_database(unit_of_work)
+    except AppError as exc:
+        raise CommandError(exc.detail or exc.title) from exc

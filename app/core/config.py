@@ -13,6 +13,7 @@ from app.core.urls import http_base_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/eservice.db"
 DEFAULT_FRONTEND_URL = "http://127.0.0.1:8000"
+DEFAULT_PBX_UI_URL = "https://pbx.example.net"
 
 
 class UnsafeProductionSettings(ValueError):
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     session_ttl: timedelta = timedelta(hours=12)
 
     pbx_token_ttl: timedelta = timedelta(seconds=60)
-    pbx_ui_url: str = "https://pbx.example.net"
+    pbx_ui_url: str = DEFAULT_PBX_UI_URL
     pbx_audience: str = "cloud-pbx"
     jwt_issuer: str = "http://127.0.0.1:8000"
     api_audience: str = "eservice-api"
@@ -134,6 +135,8 @@ class Settings(BaseSettings):
             problems.append("ESERVICE_FRONTEND_URL is the development default")
         if self.jwt_issuer == DEFAULT_FRONTEND_URL:
             problems.append("ESERVICE_JWT_ISSUER is the development default")
+        if self.pbx_ui_url == DEFAULT_PBX_UI_URL:
+            problems.append("ESERVICE_PBX_UI_URL is the example default")
         if self.mail_backend != "smtp":
             problems.append("mail backend is not smtp")
         if self.smtp_username and not self.smtp_password:

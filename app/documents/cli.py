@@ -4,12 +4,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.cli_args import checked_text, checked_with
-from app.core.commands import CommandError, run_with_database
+from app.core.cli_args import checked_text, checked_with, run_in_transaction
+from app.core.commands import CommandError
 from app.core.config import Settings
-from app.core.db import Database
-from app.core.errors import AppError
 from app.core.urls import http_url
 from app.documents import service
 from app.documents.models import DocumentKind
@@ -38,22 +37,18 @@ def add(
     if url is not None:
         url = checked_with("--url", url, http_url)
 
-    async def work(database: Database, settings: Settings) -> int:
-        async with database.sessionmaker.begin() as session:
-            document = await service.add_document(
-                session,
-                settings,
-                title=title,
-                kind=kind,
-                product=product,
-                language=language,
-                url=url,
-                source=file,
-            )
-            return document.id
+    async def work(session: AsyncSession, settings: Settings) -> int:
+        document = await service.add_document(
+            session,
+            settings,
+            title=title,
+            kind=kind,
+            product=product,
+            language=language,
+            url=url,
+            source=file,
+        )
+        return document.id
 
-    try:
-        document_id = run_with_database(work)
-    except AppError as exc:
-        raise CommandError(exc.detail or exc.title) from exc
+    document_id = run_in_transaction(work)
     typer.echo(f"document {document_id} added: {title}")

@@ -120,6 +120,7 @@ def test_production_refuses_to_start_without_keys(tmp_path: Path, database_url: 
         frontend_url="https://portal.example.com",
         jwt_issuer="https://portal.example.com",
         mail_backend="smtp",
+        pbx_ui_url="https://pbx.provider.example",
     )
     with pytest.raises(UnsafeProductionSettings, match="no signing keys"):
         settings.check_production_safety()
@@ -131,6 +132,10 @@ def test_production_refuses_to_start_without_keys(tmp_path: Path, database_url: 
 
     KeyRing(settings.keys_dir, timedelta(minutes=1)).generate()
     settings.check_production_safety()  # with a key it may start
+    with pytest.raises(UnsafeProductionSettings, match="PBX_UI_URL"):
+        settings.model_copy(
+            update={"pbx_ui_url": "https://pbx.example.net"}
+        ).check_production_safety()
 
 
 @pytest.mark.parametrize(
