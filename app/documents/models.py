@@ -12,6 +12,8 @@ from app.core.types import str_enum
 
 
 class DocumentKind(StrEnum):
+    """A handbook (the whole portal) or a guide (one task, step by step)."""
+
     HANDBOOK = "handbook"
     GUIDE = "guide"
 

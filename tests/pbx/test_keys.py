@@ -105,10 +105,11 @@ async def test_rotation_keeps_old_tokens_verifiable_until_the_overlap_ends(
 
 def test_two_keys_made_in_one_second_keep_their_order(tmp_path: Path) -> None:
     ring = KeyRing(tmp_path / "keys", timedelta(minutes=10))
-    first = ring.generate()
-    second = ring.generate()
-    assert second.created_at > first.created_at
-    assert ring.signer.kid == second.kid
+    keys = [ring.generate() for _ in range(3)]
+    # File names carry whole seconds: each new key must still sort after the previous one.
+    assert [key.created_at for key in keys] == sorted({key.created_at for key in keys})
+    assert ring.signer.kid == keys[-1].kid
+    assert [row["kid"] for row in ring.describe()] == [key.kid for key in keys]
 
 
 def test_production_refuses_to_start_without_keys(tmp_path: Path, database_url: str) -> None:
