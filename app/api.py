@@ -4,9 +4,13 @@ from fastapi import FastAPI
 
 from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
+from app.contracts.router import router as contracts_router
 from app.core.health import router as health_router
 from app.customers.router import router as customers_router
 from app.invitations.router import router as invitations_router
+from app.documents.router import router as documents_router
+from app.pbx.router import jwks_router
+from app.pbx.router import router as pbx_router
 
 API_V1 = "/api/v1"
 
@@ -17,3 +21,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(account_router, prefix=API_V1)
     app.include_router(invitations_router, prefix=API_V1)
     app.include_router(customers_router, prefix=API_V1)
+    app.include_router(contracts_router, prefix=API_V1)
+    app.include_router(pbx_router, prefix=API_V1)
+    app.include_router(documents_router, prefix=API_V1)
+    app.include_router(jwks_router)

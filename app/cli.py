@@ -8,12 +8,15 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from app.contracts.cli import contracts_cli
 from app.core.commands import CommandError
 from app.core.config import UnsafeProductionSettings, get_settings
 from app.core.logging import configure_logging
 from app.core.migrate import upgrade_to_head
 from app.customers.cli import customers_cli
 from app.users.cli import users_cli
+from app.documents.cli import documents_cli
+from app.pbx.cli import keys_cli
 
 cli = typer.Typer(
     name="eservice",
@@ -27,6 +30,9 @@ db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(customers_cli, name="customers")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(contracts_cli, name="contracts")
+cli.add_typer(documents_cli, name="documents")
+cli.add_typer(keys_cli, name="keys")
 
 
 @cli.command()

@@ -9,8 +9,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.urls import http_base_url
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/eservice.db"
 DEFAULT_FRONTEND_URL = "http://127.0.0.1:8000"
+DEFAULT_PBX_UI_URL = "https://pbx.example.net"
 
 
 class UnsafeProductionSettings(ValueError):
@@ -61,11 +64,12 @@ class Settings(BaseSettings):
     session_ttl: timedelta = timedelta(hours=12)
 
     pbx_token_ttl: timedelta = timedelta(seconds=60)
-    pbx_ui_url: str = "https://pbx.example.net"
+    pbx_ui_url: str = DEFAULT_PBX_UI_URL
     pbx_audience: str = "cloud-pbx"
     jwt_issuer: str = "http://127.0.0.1:8000"
     api_audience: str = "eservice-api"
     keys_dir: Path = Path("var/keys")
+    documents_dir: Path = Path("var/documents")
 
     cors_origins: list[str] = Field(default_factory=list)
     access_log: bool = False
@@ -107,6 +111,12 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("pbx_ui_url")
+    @classmethod
+    def _pbx_ui_url_is_http(cls, value: str) -> str:
+        # The hand-off redirects browsers there with a token: only a plain http(s) base URL.
+        return http_base_url(value)
+
     @model_validator(mode="after")
     def _session_ttls_consistent(self) -> "Settings":
         if self.session_idle_ttl > self.session_ttl:
@@ -128,6 +138,8 @@ class Settings(BaseSettings):
             problems.append("ESERVICE_FRONTEND_URL is the development default")
         if self.jwt_issuer == DEFAULT_FRONTEND_URL:
             problems.append("ESERVICE_JWT_ISSUER is the development default")
+        if self.pbx_ui_url == DEFAULT_PBX_UI_URL:
+            problems.append("ESERVICE_PBX_UI_URL is the example default")
         if self.mail_backend != "smtp":
             problems.append("mail backend is not smtp")
         if self.smtp_username and not self.smtp_password:

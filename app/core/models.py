@@ -5,6 +5,7 @@ from app.auth.models import AuthSession, LoginThrottle
 from app.contracts.models import Contract
 from app.core.db import Base
 from app.customers.models import Customer
+from app.documents.models import Document
 from app.invitations.models import Invitation, PasswordToken
 from app.outbox.models import OutboxMessage
 from app.users.models import UserAccount
@@ -16,6 +17,7 @@ __all__ = [
     "AuthSession",
     "Contract",
     "Customer",
+    "Document",
     "Invitation",
     "LoginThrottle",
     "OutboxMessage",

@@ -7,6 +7,7 @@ an older key stays published in the JWKS until every token it can have signed ha
 """
 
 import base64
+import json
 import os
 import secrets
 import time
@@ -96,6 +97,8 @@ class KeyRing:
         self._by_kid: dict[str, SigningKey] = {}
         self._seen_mtime: float | None = None
         self._checked_at = 0.0
+        self._jwks_kids: tuple[str, ...] | None = None
+        self._jwks_json = b""
 
     # -- files ---------------------------------------------------------------
 
@@ -125,7 +128,8 @@ class KeyRing:
         """Write a new key; it becomes the signer."""
         self.keys_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.keys_dir, 0o700)
-        created = utcnow()
+        # File names carry whole seconds; two keys in one second must still order correctly.
+        created = utcnow().replace(microsecond=0)
         if self._keys and created <= self._keys[-1].created_at:
             created = self._keys[-1].created_at + timedelta(seconds=1)
         kid = secrets.token_urlsafe(12).replace("-", "x")
@@ -200,6 +204,15 @@ class KeyRing:
         """The public keys that may have signed a still-valid token (never private parts)."""
         self._refresh()
         return {"keys": [key.public_jwk for key in reversed(self._keys) if self._is_published(key)]}
+
+    def jwks_json(self) -> bytes:
+        """The JWKS document serialised, re-encoded only when the published keys change."""
+        document = self.jwks()
+        kids = tuple(key["kid"] for key in document["keys"])
+        if kids != self._jwks_kids:
+            self._jwks_json = json.dumps(document, separators=(",", ":")).encode()
+            self._jwks_kids = kids
+        return self._jwks_json
 
     # -- tokens --------------------------------------------------------------
 

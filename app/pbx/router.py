@@ -1,0 +1,87 @@
+"""The hand-off to the cloud PBX web UI, and the public keys that verify its tokens."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import RedirectResponse
+
+from app.core.auth import PbxOpener, client_ip
+from app.core.db import DbSession
+from app.core.errors import problem_responses
+from app.core.state import AppState, get_state
+from app.pbx import service
+from app.pbx.schemas import JwkSet, PbxSession
+
+router = APIRouter(tags=["pbx"])
+jwks_router = APIRouter(tags=["pbx"])
+
+ContractId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The contract's `id`")]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/contracts/{contract_id}/pbx-sessions",
+    status_code=201,
+    response_model=PbxSession,
+    summary="Open the contract's PBX web UI: a redirect URL with a short-lived signed token",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_pbx_session(
+    contract_id: ContractId,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    principal: PbxOpener,
+    state: Annotated[AppState, Depends(get_state)],
+) -> PbxSession:
+    handoff = await service.open_pbx(
+        state, session, principal, contract_id, client_ip=client_ip(request)
+    )
+    response.headers.update(NO_STORE)
+    return PbxSession(redirect_url=handoff.redirect_url, expires_at=handoff.expires_at)
+
+
+@router.get(
+    "/contracts/{contract_id}/pbx-redirect",
+    status_code=303,
+    response_class=RedirectResponse,
+    summary="Open the contract's PBX web UI by redirect (303 to the same URL as pbx-sessions)",
+    responses={
+        303: {"description": "To the PBX web UI, with the token in the query"},
+        **problem_responses(401, 403, 404, 409, 422),
+    },
+)
+async def redirect_to_pbx(
+    contract_id: ContractId,
+    request: Request,
+    session: DbSession,
+    principal: PbxOpener,
+    state: Annotated[AppState, Depends(get_state)],
+) -> RedirectResponse:
+    handoff = await service.open_pbx(
+        state, session, principal, contract_id, client_ip=client_ip(request)
+    )
+    return RedirectResponse(handoff.redirect_url, status_code=303, headers=NO_STORE)
+
+
+def jwks_max_age(state: AppState) -> int:
+    """Cache lifetime of the JWKS: half the key overlap, at most 5 minutes.
+
+    Shorter than the overlap, so a verifier's cached copy is always refreshed while a retired
+    key is still published; verifiers refetch at once on an unknown `kid` (a new signer).
+    """
+    return max(0, min(300, int(state.keys.overlap.total_seconds()) // 2))
+
+
+@jwks_router.get(
+    "/.well-known/jwks.json",
+    response_class=Response,
+    summary="The public keys that verify hand-off tokens (JWKS, RFC 7517)",
+    responses={200: {"model": JwkSet, "content": {"application/json": {}}}},
+)
+async def jwks(state: Annotated[AppState, Depends(get_state)]) -> Response:
+    return Response(
+        state.keys.jwks_json(),
+        media_type="application/json",
+        headers={"Cache-Control": f"public, max-age={jwks_max_age(state)}"},
+    )

@@ -1,0 +1,110 @@
+"""The hand-off to the cloud PBX: a short-lived ES256 token in a redirect to a configured URL."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import Actor, record_event
+from app.contracts import repository as contracts
+from app.contracts.errors import ContractNotFound, ContractTerminated, PbxNotConfigured
+from app.contracts.models import Contract, ContractState
+from app.core.auth import Principal
+from app.core.clock import utcnow
+from app.core.state import AppState
+from app.core.urls import http_base_url
+from app.customers.models import Customer
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A minted hand-off: the URL to send the browser to, and when its token expires."""
+
+    redirect_url: str
+    expires_at: datetime
+    jti: str
+
+
+def pbx_base_url(state: AppState, contract: Contract) -> str:
+    """The contract's own PBX URL or the configured default; never anything from a request."""
+    if contract.pbx_ui_url:
+        try:
+            return http_base_url(contract.pbx_ui_url)
+        except ValueError as exc:
+            raise PbxNotConfigured("The contract's PBX address is not a valid URL.") from exc
+    return state.settings.pbx_ui_url
+
+
+def handoff_claims(
+    state: AppState,
+    principal: Principal,
+    contract: Contract,
+    customer: Customer,
+    *,
+    now: datetime,
+    jti: str,
+) -> dict[str, Any]:
+    """Exactly the claims DESIGN lists; `aud` tells them apart from the API's access tokens."""
+    settings, user = state.settings, principal.user
+    issued = int(now.timestamp())
+    return {
+        "iss": settings.jwt_issuer,
+        "aud": settings.pbx_audience,
+        "sub": str(user.id),
+        "jti": jti,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(settings.pbx_token_ttl.total_seconds()),
+        "login": user.login,
+        "name": f"{user.first_name} {user.last_name}",
+        "email": user.email,
+        "role": str(user.role),
+        "customer_number": customer.customer_number,
+        "contract_number": contract.contract_number,
+        "pbx_tenant": contract.pbx_tenant,
+    }
+
+
+async def open_pbx(
+    state: AppState,
+    session: AsyncSession,
+    principal: Principal,
+    contract_id: int,
+    *,
+    client_ip: str | None = None,
+) -> Handoff:
+    """Mint a hand-off token for one of the caller's customer's contracts and audit it."""
+    found = await contracts.get_with_customer(session, contract_id, principal.customer_id)
+    if found is None:
+        raise ContractNotFound("No such contract.")
+    contract, customer = found
+    if contract.state != ContractState.ACTIVE:
+        raise ContractTerminated("The contract is terminated; its PBX cannot be opened.")
+    if not contract.pbx_tenant:
+        raise PbxNotConfigured("The contract has no cloud PBX tenant.")
+    base_url = pbx_base_url(state, contract)
+    now, jti = utcnow(), secrets.token_urlsafe(16)
+    claims = handoff_claims(state, principal, contract, customer, now=now, jti=jti)
+    token = state.keys.sign(claims)
+    await record_event(
+        session,
+        "pbx.opened",
+        customer_id=principal.customer_id,
+        actor=Actor(principal.user_id, principal.user.login),
+        target_type="contract",
+        target_id=contract.id,
+        client_ip=client_ip,
+        details={
+            "contract_number": contract.contract_number,
+            "pbx_tenant": contract.pbx_tenant,
+            "jti": jti,
+        },
+    )
+    return Handoff(
+        redirect_url=f"{base_url}/sso?{urlencode({'token': token})}",
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        jti=jti,
+    )

@@ -1,0 +1,181 @@
+"""Signing keys: the JWKS document, rotation with overlap, production without keys."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.clock import clock
+from app.core.config import Settings, UnsafeProductionSettings
+from app.core.db import Database
+from app.core.permissions import Role
+from app.core.signing import KeyRing, NoSigningKey
+from app.core.state import AppState
+from app.main import create_app
+from tests.cli_runner import eservice_settings, invoke_eservice
+from tests.factories import auth_headers, create_contract, create_customer, create_user
+from tests.pbx.jose_check import fetch_jwks, token_from_url, verify_with_jwks
+
+ISSUER, AUDIENCE = "http://testserver", "cloud-pbx"
+
+
+async def test_jwks_holds_public_keys_only_with_a_short_cache_lifetime(
+    client: httpx.AsyncClient, state: AppState
+) -> None:
+    response = await client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    cache = response.headers["cache-control"]
+    assert cache.startswith("public, max-age=")
+    max_age = int(cache.rsplit("=", 1)[1])
+    assert 0 < max_age < state.keys.overlap.total_seconds()
+    keys = response.json()["keys"]
+    assert keys
+    for key in keys:
+        assert set(key) == {"kty", "crv", "x", "y", "kid", "use", "alg"}
+        assert "d" not in key
+        assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")
+    assert keys[0]["kid"] == state.keys.signer.kid
+
+
+@pytest.fixture
+def rotating_app(settings: Settings, database: Database, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An app with a key folder of its own, so rotating does not disturb other tests."""
+    own = settings.model_copy(update={"keys_dir": tmp_path / "keys"})
+    return create_app(own, database, run_background=False)
+
+
+async def test_rotation_keeps_old_tokens_verifiable_until_the_overlap_ends(
+    rotating_app, session: AsyncSession
+) -> None:  # type: ignore[no-untyped-def]
+    state: AppState = rotating_app.state.eservice
+    customer = await create_customer(session)
+    user = await create_user(session, state, customer, role=Role.PBX_ADMIN)
+    contract = await create_contract(session, customer)
+    headers = await auth_headers(session, state, user)
+    transport = httpx.ASGITransport(app=rotating_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+        async def handoff() -> str:
+            response = await client.post(
+                f"/api/v1/contracts/{contract.id}/pbx-sessions", headers=headers
+            )
+            assert response.status_code == 201
+            return token_from_url(response.json()["redirect_url"])
+
+        old_kid = state.keys.signer.kid
+        old_token = await handoff()
+        assert jwt.get_unverified_header(old_token)["kid"] == old_kid
+
+        new_key, removed = state.keys.rotate()
+        assert removed == []
+        assert new_key.kid != old_kid
+
+        jwks = await fetch_jwks(client)
+        assert [key["kid"] for key in jwks["keys"]] == [new_key.kid, old_kid]
+        verify_with_jwks(old_token, jwks, audience=AUDIENCE, issuer=ISSUER)
+
+        new_token = await handoff()
+        assert jwt.get_unverified_header(new_token)["kid"] == new_key.kid
+        verify_with_jwks(new_token, jwks, audience=AUDIENCE, issuer=ISSUER)
+        # The access token signed by the old key still works too.
+        assert (await client.get("/api/v1/contracts", headers=headers)).status_code == 200
+
+        overlap = state.keys.overlap
+        clock.advance(overlap - timedelta(seconds=1))
+        kids = [key["kid"] for key in (await fetch_jwks(client))["keys"]]
+        assert kids == [new_key.kid, old_kid]
+
+        clock.advance(timedelta(seconds=2))
+        kids = [key["kid"] for key in (await fetch_jwks(client))["keys"]]
+        assert kids == [new_key.kid]
+        assert [row["state"] for row in state.keys.describe()] == ["expired", "signing"]
+
+        # The next rotation deletes the expired key's file.
+        newest, removed = state.keys.rotate()
+        assert [key.kid for key in removed] == [old_kid]
+        assert {key["kid"] for key in (await fetch_jwks(client))["keys"]} == {
+            newest.kid,
+            new_key.kid,
+        }
+
+
+def test_two_keys_made_in_one_second_keep_their_order(tmp_path: Path) -> None:
+    ring = KeyRing(tmp_path / "keys", timedelta(minutes=10))
+    keys = [ring.generate() for _ in range(3)]
+    # File names carry whole seconds: each new key must still sort after the previous one.
+    assert [key.created_at for key in keys] == sorted({key.created_at for key in keys})
+    assert ring.signer.kid == keys[-1].kid
+    assert [row["kid"] for row in ring.describe()] == [key.kid for key in keys]
+
+
+def test_production_refuses_to_start_without_keys(tmp_path: Path, database_url: str) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        database_url="postgresql+asyncpg://db.example/eservice",
+        keys_dir=tmp_path / "no-keys",
+        frontend_url="https://portal.example.com",
+        jwt_issuer="https://portal.example.com",
+        mail_backend="smtp",
+        pbx_ui_url="https://pbx.provider.example",
+    )
+    with pytest.raises(UnsafeProductionSettings, match="no signing keys"):
+        settings.check_production_safety()
+    with pytest.raises(UnsafeProductionSettings, match="no signing keys"):
+        create_app(settings, run_background=False)
+    with pytest.raises(NoSigningKey):
+        KeyRing(settings.keys_dir, timedelta(minutes=1)).ensure_key(may_generate=False)
+    assert not (tmp_path / "no-keys").exists()
+
+    KeyRing(settings.keys_dir, timedelta(minutes=1)).generate()
+    settings.check_production_safety()  # with a key it may start
+    with pytest.raises(UnsafeProductionSettings, match="PBX_UI_URL"):
+        settings.model_copy(
+            update={"pbx_ui_url": "https://pbx.example.net"}
+        ).check_production_safety()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pbx_token_ttl", timedelta(seconds=301)),
+        ("pbx_token_ttl", timedelta(seconds=0)),
+        ("pbx_ui_url", "javascript:alert(1)"),
+        ("pbx_ui_url", "ftp://pbx.example.com"),
+        ("pbx_ui_url", "https://user:secret@pbx.example.com"),
+        ("pbx_ui_url", "https://pbx.example.com/?next=https://evil.example"),
+    ],
+)
+def test_settings_refuse_unsafe_handoff_values(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        Settings(_env_file=None, **{field: value})  # type: ignore[call-arg]
+
+
+def test_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with eservice_settings(monkeypatch, cwd=str(tmp_path), keys_dir=str(tmp_path / "keys")):
+        listed = invoke_eservice(monkeypatch, "keys", "list")
+        assert listed.exit_code == 0
+        assert "no signing keys" in listed.stdout
+
+        first = invoke_eservice(monkeypatch, "keys", "rotate")
+        assert first.exit_code == 0, first.stderr
+        second = invoke_eservice(monkeypatch, "keys", "rotate")
+        assert second.exit_code == 0, second.stderr
+        first_kid = first.stdout.split()[3]
+        second_kid = second.stdout.split()[3]
+
+        listed = invoke_eservice(monkeypatch, "keys", "list")
+        lines = listed.stdout.splitlines()
+        assert lines[1].split()[:2] == [second_kid, "signing"]
+        assert lines[2].split()[:2] == [first_kid, "published"]
+        pem_files = list((tmp_path / "keys").glob("*.pem"))
+        assert len(pem_files) == 2
+        assert all(path.stat().st_mode & 0o077 == 0 for path in pem_files)
+
+        bad = invoke_eservice(monkeypatch, "keys", "spin")
+        assert bad.exit_code != 0
+        assert len(bad.stderr.strip().splitlines()) == 1
