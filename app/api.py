@@ -7,8 +7,8 @@ from app.auth.router import router as auth_router
 from app.contracts.router import router as contracts_router
 from app.core.health import router as health_router
 from app.customers.router import router as customers_router
-from app.invitations.router import router as invitations_router
 from app.documents.router import router as documents_router
+from app.invitations.router import router as invitations_router
 from app.pbx.router import jwks_router
 from app.pbx.router import router as pbx_router
 

@@ -14,9 +14,9 @@ from app.core.config import UnsafeProductionSettings, get_settings
 from app.core.logging import configure_logging
 from app.core.migrate import upgrade_to_head
 from app.customers.cli import customers_cli
-from app.users.cli import users_cli
 from app.documents.cli import documents_cli
 from app.pbx.cli import keys_cli
+from app.users.cli import users_cli
 
 cli = typer.Typer(
     name="eservice",
