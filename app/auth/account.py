@@ -12,7 +12,6 @@ from app.auth.throttle import clear_login_failures
 from app.core.auth import Principal
 from app.core.clock import utcnow
 from app.core.errors import FieldError
-from app.core.password_policy import check_new_password, context_words_for
 from app.core.state import AppState
 from app.invitations.mail import enqueue_password_changed_mail
 
@@ -104,17 +103,7 @@ async def change_password(
     """Set a new password; every other session of the account ends, this one stays."""
     user, settings = principal.user, state.settings
     # The policy first: a 129-character password is refused before any hashing.
-    check_new_password(
-        new_password,
-        context_words_for(
-            login=user.login,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            email=user.email,
-            brand=settings.brand_name,
-        ),
-        field="new_password",
-    )
+    user.check_new_password(new_password, brand=settings.brand_name, field="new_password")
     await confirm_current_password(state, session, user, current_password, client_ip)
     now = utcnow()
     user.password_hash = await state.hasher.hash(new_password)

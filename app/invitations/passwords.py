@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor, record_event
 from app.auth.ratelimit import count_attempt
+from app.auth.throttle import clear_login_failures
 from app.core.clock import utcnow
-from app.core.password_policy import check_new_password, context_words_for
 from app.core.permissions import Role
 from app.core.state import AppState
 from app.invitations.errors import PasswordMismatch, TokenInvalid
@@ -101,16 +101,7 @@ async def set_password_with_token(
     if password != password_confirmation:
         raise PasswordMismatch("The password and its repetition differ.")
     _row, user = await _usable_token(session, token)
-    check_new_password(
-        password,
-        context_words_for(
-            login=user.login,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            email=user.email,
-            brand=settings.brand_name,
-        ),
-    )
+    user.check_new_password(password, brand=settings.brand_name)
     password_hash = await state.hasher.hash(password)
     claimed = await consume_token(session, token)
     if claimed is None:
@@ -129,6 +120,8 @@ async def set_password_with_token(
     user.password_set_at = now
     user.end_sessions(now)
     await void_tokens(session, user.id, now)
+    # Whoever set the password knows it now: earlier failed logins no longer count.
+    await clear_login_failures(session, user.login_key)
     await session.flush()
     activated = False
     if purpose == TokenPurpose.INVITATION:

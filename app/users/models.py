@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.clock import utcnow
 from app.core.db import Base, UTCDateTime
+from app.core.password_policy import check_new_password, context_words_for
 from app.core.permissions import Role
 from app.core.types import str_enum
 from app.customers.models import Customer
@@ -63,6 +64,20 @@ class UserAccount(Base):
     def key_for(login: str) -> str:
         """The case-insensitive form under which a login ID is unique system-wide."""
         return login.casefold()
+
+    def check_new_password(self, password: str, *, brand: str, field: str = "password") -> None:
+        """The password policy, with this account's login, names and e-mail as context."""
+        check_new_password(
+            password,
+            context_words_for(
+                login=self.login,
+                first_name=self.first_name,
+                last_name=self.last_name,
+                email=self.email,
+                brand=brand,
+            ),
+            field=field,
+        )
 
     def end_sessions(self, now: datetime) -> None:
         """End every session of this account at once (checked by every request)."""

@@ -15,6 +15,7 @@ from app.invitations.models import Invitation, PasswordToken, TokenPurpose
 from app.invitations.service import send_invitation
 from app.users.models import UserAccount
 from app.users.status import UserStatus
+from tests.auth.helpers import log_in
 from tests.factories import create_customer, create_user
 from tests.invitations.outbox_helpers import new_token_for, queued_mails, token_in
 
@@ -207,3 +208,17 @@ async def test_setup_activates_a_pending_customer(client, session, state):
     customer = await _reload(session, Customer, customer.id)
     assert customer.eservice_state == EServiceState.ACTIVE
     assert customer.activated_at is not None
+
+
+async def test_a_reset_password_logs_in_at_once_after_a_lock(client, session, state):
+    """The locked owner resets his password: the failures that locked him no longer delay him."""
+    user = await create_user(session, state, await create_customer(session))
+    for _ in range(6):
+        await log_in(client, user.login, "not the password at all")
+    assert (await log_in(client, user.login)).status_code == 429
+    user.status = UserStatus.LOCKED
+    await session.flush()
+    token = await new_token_for(session, user.id, TokenPurpose.RESET, hours=1)
+    assert (await client.post("/api/v1/password-setup", json=_setup(token))).status_code == 200
+    response = await log_in(client, user.login, NEW_PASSWORD)
+    assert response.status_code == 200, response.text
