@@ -15,13 +15,14 @@ from app.core.db import Database, create_engine
 from app.core.errors import install_error_handlers
 from app.core.middleware import EdgeMiddleware
 from app.core.state import AppState, build_state
+from app.users.expiry import run_expiry_sweep
 
 BackgroundJob = Callable[[AppState], Coroutine[Any, Any, None]]
 
 
 def background_jobs() -> list[BackgroundJob]:
     """What runs beside the API in `eservice serve` (and alone in `eservice worker`)."""
-    return []
+    return [run_expiry_sweep]
 
 
 def create_app(
