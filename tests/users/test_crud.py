@@ -42,7 +42,8 @@ async def test_create_invites_now(
     assert invitation["expired"] is False
     assert invitation["scheduled_for"] is None
     user = await session.get(UserAccount, body["id"])
-    assert user is not None and user.customer_id == tenant.customer.id
+    assert user is not None
+    assert user.customer_id == tenant.customer.id
     mails = (
         await session.execute(select(OutboxMessage).where(OutboxMessage.user_id == user.id))
     ).scalars()
@@ -83,7 +84,8 @@ async def test_create_scheduled_sends_nothing_yet(
     tokens = await session.execute(select(PasswordToken).where(PasswordToken.user_id == body["id"]))
     assert list(tokens.scalars()) == []
     invitation = await session.get(Invitation, body["id"])
-    assert invitation is not None and invitation.scheduled_for is not None
+    assert invitation is not None
+    assert invitation.scheduled_for is not None
 
 
 async def test_send_at_in_the_past_invites_now(
