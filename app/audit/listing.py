@@ -10,7 +10,12 @@ from app.core.pagination import InvalidCursor, decode_cursor, encode_cursor
 def _before_id(cursor: str, action: str | None) -> int:
     payload = decode_cursor(cursor)
     before = payload.get("i")
-    if payload.get("a") != action or not isinstance(before, int) or isinstance(before, bool):
+    if (
+        payload.get("a") != action
+        or not isinstance(before, int)
+        or isinstance(before, bool)
+        or not 0 < before < 2**31
+    ):
         raise InvalidCursor("The cursor was made for another filter, or is not valid.")
     return before
 

@@ -2,18 +2,20 @@
 
 import hashlib
 import json
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import InvalidCursor, decode_cursor, encode_cursor
 from app.users import repository
+from app.users.fields import reject_unstorable_text
 from app.users.repository import Keyset, UserFilter, UserRow
 from app.users.schemas import UserOut, UserPage
 from app.users.status import UserStatus
 
 SORT_PATTERN = r"^-?(id|login|last_name|status|created_at)$"
+MAX_ID = 2**31 - 1
 # Sort keys that are unique on their own, so the cursor needs no id tie-break.
 _UNIQUE_SORTS = frozenset({"id", "login"})
 
@@ -37,23 +39,30 @@ def _sort_value(sort: str, row: UserRow) -> Any:
     return user.id
 
 
+def _valid_id(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+
+
 def _decode_value(sort: str, value: Any) -> Any:
     if sort == "id":
-        if isinstance(value, int) and not isinstance(value, bool):
+        if _valid_id(value):
             return value
     elif sort == "created_at":
         if isinstance(value, str):
             try:
                 moment = datetime.fromisoformat(value)
-            except ValueError:
-                moment = None
-            if moment is not None and moment.tzinfo is not None:
-                return moment
+                if moment.tzinfo is not None:
+                    return moment.astimezone(UTC)
+            except (ValueError, OverflowError):
+                pass
     elif sort == "status":
-        if value in {status.value for status in UserStatus}:
+        if isinstance(value, str) and value in {status.value for status in UserStatus}:
             return UserStatus(value)
     elif isinstance(value, str) and len(value) <= 100:
-        return value
+        try:
+            return reject_unstorable_text(value)
+        except ValueError:
+            pass
     raise InvalidCursor("The cursor does not belong to this sort order.")
 
 
@@ -62,7 +71,7 @@ def _keyset(cursor: str, sort_param: str, filters: UserFilter) -> Keyset:
     if payload.get("s") != sort_param or payload.get("f") != _fingerprint(filters):
         raise InvalidCursor("The cursor was made for another sort order or other filters.")
     row_id = payload.get("i")
-    if not isinstance(row_id, int) or isinstance(row_id, bool):
+    if not _valid_id(row_id):
         raise InvalidCursor("The cursor is not valid.")
     sort = sort_param.lstrip("-")
     return Keyset(value=_decode_value(sort, payload.get("v")), id=row_id)

@@ -10,6 +10,7 @@ from app.core.errors import problem_responses
 from app.core.permissions import Role
 from app.core.state import AppState, get_state
 from app.users import lifecycle, service
+from app.users.fields import SearchText
 from app.users.listing import SORT_PATTERN, list_page
 from app.users.repository import UserFilter, UserRow
 from app.users.schemas import UserCreate, UserOut, UserPage, UserUpdate
@@ -53,8 +54,7 @@ async def list_users(
     status_: Annotated[UserStatus | None, Query(alias="status")] = None,
     role: Role | None = None,
     q: Annotated[
-        str | None,
-        Query(min_length=1, max_length=100, description="Part of login, name or e-mail."),
+        SearchText | None, Query(description="Part of login, name or e-mail (any case).")
     ] = None,
     sort: Annotated[str, Query(pattern=SORT_PATTERN, description="`-` prefix: descending")] = "id",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -2,13 +2,13 @@
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.clock import utcnow
 from app.core.permissions import Role
 from app.invitations.models import Invitation
 from app.outbox.models import DeliveryState
-from app.users.fields import Email, LoginId, PersonName, PhoneNumber
+from app.users.fields import Email, LoginId, PersonName, PhoneNumber, UtcDatetime
 from app.users.models import Language, UserAccount
 from app.users.status import UserStatus
 
@@ -102,10 +102,10 @@ class UserCreate(BaseModel):
     phone: PhoneNumber | None = None
     mobile: PhoneNumber | None = None
     language: Language = Language.DE
-    expires_at: AwareDatetime | None = Field(
+    expires_at: UtcDatetime | None = Field(
         default=None, description="Planned until: access ends at this moment."
     )
-    send_invitation_at: AwareDatetime | None = Field(
+    send_invitation_at: UtcDatetime | None = Field(
         default=None,
         description="Send the invitation later; the account stays `scheduled` until then.",
     )
@@ -123,7 +123,7 @@ class UserUpdate(BaseModel):
     mobile: PhoneNumber | None = None
     language: Language | None = None
     role: Role | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: UtcDatetime | None = None
 
 
 class UserPage(BaseModel):

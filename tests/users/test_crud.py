@@ -138,6 +138,8 @@ BAD_BODIES = [
     {"login": "with space"},
     {"login": "umlaut.ä"},
     {"login": "semi;colon"},
+    {"login": "trailing\n"},
+    {"expires_at": "9999-12-31T23:00:00-05:00"},
     {"role": "superuser"},
     {"first_name": ""},
     {"first_name": "   "},

@@ -149,6 +149,12 @@ def _cursor_for(**payload: Any) -> str:
         ({"sort": "created_at"}, "created_at:naive"),
         ({"sort": "status"}, "status:bogus"),
         ({}, "id:string"),
+        ({}, "id:huge"),
+        ({"sort": "status"}, "status:list"),
+        ({"sort": "last_name"}, "last_name:nul"),
+        ({"sort": "last_name"}, "last_name:surrogate"),
+        ({"sort": "last_name"}, "last_name:dict"),
+        ({"sort": "created_at"}, "created_at:overflow"),
         ({}, "id:bool"),
         ({}, "x" * 600),
     ],
@@ -173,6 +179,14 @@ async def test_bad_cursor_is_a_client_error(
         "status:bogus": _cursor_for(**{**payload, "s": "status", "v": "zombie"}),
         "id:string": _cursor_for(**{**payload, "i": "7"}),
         "id:bool": _cursor_for(**{**payload, "i": True}),
+        "id:huge": _cursor_for(**{**payload, "i": 2**40, "v": 2**40}),
+        "status:list": _cursor_for(**{**payload, "s": "status", "v": ["active"]}),
+        "last_name:nul": _cursor_for(**{**payload, "s": "last_name", "v": "a\x00b"}),
+        "last_name:surrogate": _cursor_for(**{**payload, "s": "last_name", "v": "\ud800"}),
+        "last_name:dict": _cursor_for(**{**payload, "s": "last_name", "v": {}}),
+        "created_at:overflow": _cursor_for(
+            **{**payload, "s": "created_at", "v": "9999-12-31T23:00:00-05:00"}
+        ),
     }
     response = await client.get(
         "/api/v1/users",
@@ -196,6 +210,8 @@ async def test_bad_cursor_is_a_client_error(
         {"role": "root"},
         {"q": ""},
         {"q": "x" * 101},
+        {"q": "nul\x00byte"},
+        {"q": "line\nbreak"},
         {"include_total": "maybe"},
     ],
 )
