@@ -31,6 +31,8 @@ IfMatch = Annotated[
 _AUTH = (401, 403)
 _ONE = problem_responses(*_AUTH, 404, 422)
 _CHANGE = problem_responses(*_AUTH, 404, 409, 412, 422)
+# 400: a body that is not JSON at all.
+_CHANGE_WITH_BODY = problem_responses(400, *_AUTH, 404, 409, 412, 422)
 
 
 def admin_context(principal: PortalAdmin, request: Request) -> AdminContext:
@@ -95,7 +97,7 @@ async def get_user(session: DbSession, ctx: Admin, user_id: UserId, response: Re
     return _user(await service.get_user(session, ctx, user_id), response)
 
 
-@router.patch("/{user_id}", responses=_CHANGE)
+@router.patch("/{user_id}", responses=_CHANGE_WITH_BODY)
 async def update_user(
     session: DbSession,
     ctx: Admin,
@@ -149,7 +151,7 @@ async def unlock_user(
 @router.post(
     "/{user_id}/invitation",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(*_AUTH, 404, 409, 429),
+    responses=problem_responses(*_AUTH, 404, 409, 422, 429),
 )
 async def resend_invitation(
     session: DbSession, state: State, ctx: Admin, user_id: UserId, response: Response

@@ -5,7 +5,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.clock import utcnow
 from app.core.pagination import decode_cursor, encode_cursor
@@ -13,7 +14,7 @@ from app.core.permissions import Role
 from app.core.state import AppState
 from app.users.status import UserStatus
 from tests.factories import create_user
-from tests.users.helpers import Tenant, make_tenant
+from tests.users.helpers import Tenant, make_tenant, new_user_body
 
 STATUSES = [UserStatus.ACTIVE, UserStatus.INVITED, UserStatus.DISABLED, UserStatus.LOCKED]
 ROLES = [Role.PBX_ADMIN, Role.CUSTOMER_ACCOUNTING]
@@ -222,3 +223,43 @@ async def test_bad_list_parameters(
     response = await client.get("/api/v1/users", params=params, headers=tenant.headers)
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+async def test_list_queries_do_not_grow_with_rows(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState, engine: AsyncEngine
+) -> None:
+    """The invitation block is loaded in the list query itself (no query per row)."""
+    tenant = await make_tenant(session, state)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    async def queries_for_list() -> int:
+        statements.clear()
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            response = await client.get(
+                "/api/v1/users", params={"limit": 200}, headers=tenant.headers
+            )
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        assert response.status_code == 200
+        return len(statements)
+
+    for number in range(2):
+        await client.post(
+            "/api/v1/users",
+            json=new_user_body(login=f"few.{number}", email=f"f{number}@example.com"),
+            headers=tenant.headers,
+        )
+    few = await queries_for_list()
+    for number in range(20):
+        await client.post(
+            "/api/v1/users",
+            json=new_user_body(login=f"many.{number}", email=f"m{number}@example.com"),
+            headers=tenant.headers,
+        )
+    listed = await client.get("/api/v1/users", params={"limit": 200}, headers=tenant.headers)
+    assert sum(item["invitation"] is not None for item in listed.json()["items"]) == 22
+    assert await queries_for_list() == few
