@@ -76,7 +76,9 @@ async def list_users(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(*_AUTH, 409, 422))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=problem_responses(400, *_AUTH, 409, 422)
+)
 async def create_user(
     session: DbSession,
     state: State,
