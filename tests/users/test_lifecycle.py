@@ -308,3 +308,28 @@ async def test_invitation_block_shows_expiry_and_delivery(
     (item,) = listed.json()["items"]
     assert item["invitation"]["delivery"] == "failed"
     assert item["invitation"]["expired"] is True
+
+
+async def test_resend_of_a_scheduled_invitation_sends_it_now(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    tenant = await make_tenant(session, state)
+    later = (utcnow() + timedelta(days=3)).isoformat()
+    created = await client.post(
+        "/api/v1/users", json=new_user_body(send_invitation_at=later), headers=tenant.headers
+    )
+    assert created.json()["invitation"]["scheduled_for"] is not None
+    user_id = created.json()["id"]
+    response = await client.post(f"/api/v1/users/{user_id}/invitation", headers=tenant.headers)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "invited"
+    assert body["invitation"]["scheduled_for"] is None
+    assert body["invitation"]["sent_count"] == 1
+    assert body["invitation"]["delivery"] == "pending"
+    assert await audit_actions(session, user_id) == [
+        "user.created",
+        "invitation.scheduled",
+        "invitation.resent",
+        "invitation.sent",
+    ]
