@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from app.audit.router import router as audit_router
 from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
 from app.contracts.router import router as contracts_router
@@ -11,6 +12,7 @@ from app.documents.router import router as documents_router
 from app.invitations.router import router as invitations_router
 from app.pbx.router import jwks_router
 from app.pbx.router import router as pbx_router
+from app.users.router import router as users_router
 
 API_V1 = "/api/v1"
 
@@ -25,3 +27,5 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(pbx_router, prefix=API_V1)
     app.include_router(documents_router, prefix=API_V1)
     app.include_router(jwks_router)
+    app.include_router(users_router, prefix=API_V1)
+    app.include_router(audit_router, prefix=API_V1)

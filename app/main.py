@@ -18,13 +18,19 @@ from app.core.middleware import EdgeMiddleware
 from app.core.state import AppState, build_state
 from app.invitations.jobs import run_invitation_scheduler
 from app.outbox.dispatcher import run_dispatcher
+from app.users.expiry import run_expiry_sweep
 
 BackgroundJob = Callable[[AppState], Coroutine[Any, Any, None]]
 
 
 def background_jobs() -> list[BackgroundJob]:
     """What runs beside the API in `eservice serve` (and alone in `eservice worker`)."""
-    return [prune_throttles_periodically, run_invitation_scheduler, run_dispatcher]
+    return [
+        prune_throttles_periodically,
+        run_invitation_scheduler,
+        run_dispatcher,
+        run_expiry_sweep,
+    ]
 
 
 def create_app(

@@ -2,10 +2,11 @@
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated
 
 import phonenumbers
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints
 
 LOGIN_PATTERN = r"^[A-Za-z0-9._@-]{3,64}$"
 
@@ -36,6 +37,28 @@ def parse_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc
+
+
+def reject_unstorable_text(value: str) -> str:
+    """Control characters and lone surrogates cannot be stored (PostgreSQL refuses NUL)."""
+    reject_control_characters(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("is not valid text") from exc
+    return value
+
+
+# A moment with a time zone, normalised to UTC (naive times are refused: which zone?).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+SearchText = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(reject_unstorable_text)
+]
 LoginId = Annotated[
     str,
     StringConstraints(pattern=LOGIN_PATTERN),

@@ -2,12 +2,13 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.clock import utcnow
 from app.core.permissions import Role
 from app.invitations.models import Invitation
 from app.outbox.models import DeliveryState
+from app.users.fields import Email, LoginId, PersonName, PhoneNumber, UtcDatetime
 from app.users.models import Language, UserAccount
 from app.users.status import UserStatus
 
@@ -86,3 +87,50 @@ class UserOut(BaseModel):
             version=user.version,
             invitation=invitation_out,
         )
+
+
+class UserCreate(BaseModel):
+    """A new user account of the admin's customer; the invitation goes out now or as planned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    login: LoginId
+    role: Role
+    first_name: PersonName
+    last_name: PersonName
+    email: Email
+    phone: PhoneNumber | None = None
+    mobile: PhoneNumber | None = None
+    language: Language = Language.DE
+    expires_at: UtcDatetime | None = Field(
+        default=None, description="Planned until: access ends at this moment."
+    )
+    send_invitation_at: UtcDatetime | None = Field(
+        default=None,
+        description="Send the invitation later; the account stays `scheduled` until then.",
+    )
+
+
+class UserUpdate(BaseModel):
+    """Changes of an account; fields left out stay, `null` clears phone, mobile, expires_at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    email: Email | None = None
+    phone: PhoneNumber | None = None
+    mobile: PhoneNumber | None = None
+    language: Language | None = None
+    role: Role | None = None
+    expires_at: UtcDatetime | None = None
+
+
+class UserPage(BaseModel):
+    """One page of the user table; `next_cursor` is null on the last page."""
+
+    items: list[UserOut]
+    next_cursor: str | None
+    total: int | None = Field(
+        default=None, description="Exact number of matching users, only with include_total=true."
+    )

@@ -73,7 +73,8 @@ TRANSITIONS: dict[tuple[UserStatus, StatusEvent], Target] = {
     **{(state, E.DISABLE): S.DISABLED for state in _NOT_DISABLED},
     (S.DISABLED, E.ENABLE): REACTIVATED,
     (S.EXPIRED, E.ENABLE): REACTIVATED,
-    **{(state, E.EXPIRE): S.EXPIRED for state in _NOT_DISABLED if state != S.EXPIRED},
+    # "any but disabled": an expired account may expire again (a no-op, not an error).
+    **{(state, E.EXPIRE): S.EXPIRED for state in _NOT_DISABLED},
 }
 
 # Initial states of a new account (the "create" rows of the table).
