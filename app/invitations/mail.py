@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.outbox.models import OutboxMessage
-from app.outbox.service import enqueue_email
+from app.outbox.service import enqueue_email, withdraw_unsent
 from app.users.models import UserAccount
 
 
@@ -50,6 +50,9 @@ async def enqueue_password_changed_mail(
     )
 
 
+PASSWORD_MAIL_KINDS = ("invitation", "password_reset")
+
+
 async def enqueue_password_mail(
     session: AsyncSession,
     settings: Settings,
@@ -60,8 +63,12 @@ async def enqueue_password_mail(
     expires_at: datetime,
     locked: bool = False,
 ) -> OutboxMessage:
-    """Queue mail `kind` (`invitation` or `password_reset`) with the link for `token`."""
+    """Queue mail `kind` (`invitation` or `password_reset`) with the link for `token`.
+
+    The new token voided the older links, so their mails still waiting are withdrawn.
+    """
     language = str(user.language)
+    await withdraw_unsent(session, user.id, PASSWORD_MAIL_KINDS)
     return await enqueue_email(
         session,
         kind=kind,

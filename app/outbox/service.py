@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
@@ -65,3 +66,22 @@ async def enqueue_email(
     session.add(message)
     await session.flush()
     return message
+
+
+async def withdraw_unsent(session: AsyncSession, user_id: int, kinds: tuple[str, ...]) -> int:
+    """Drop queued mails of `kinds` for a user that no dispatcher holds yet.
+
+    A newer link makes the older ones dead; mailing them would only confuse the reader.
+    A message a dispatcher has already claimed is left to it.
+    """
+    result = await session.execute(
+        delete(OutboxMessage)
+        .where(
+            OutboxMessage.user_id == user_id,
+            OutboxMessage.kind.in_(kinds),
+            OutboxMessage.state == DeliveryState.PENDING,
+            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < utcnow()),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.ratelimit import enforce_limit
+from app.auth.throttle import clear_login_failures
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.invitations.service import send_invitation
@@ -80,6 +81,8 @@ async def unlock_user(
     """`locked` -> `active`: the owner may log in with his password again."""
     user = await load_user(session, ctx, user_id, if_match)
     transition = apply_event(user, StatusEvent.UNLOCK, utcnow())
+    # Unlocked means he may try again now, not after the delays of his failed attempts.
+    await clear_login_failures(session, user.login_key)
     await session.flush()
     await ctx.record(
         session, "user.unlocked", user, **{"from": transition.before, "to": transition.after}

@@ -3,12 +3,12 @@
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.invitations.models import TokenPurpose
 from app.invitations.tokens import issue_token
-from app.outbox.models import OutboxMessage
+from app.outbox.models import DeliveryState, OutboxMessage
 
 TOKEN_RE = re.compile(r"#token=([A-Za-z0-9_-]+)")
 
@@ -22,6 +22,15 @@ async def queued_mails(
     if kind is not None:
         query = query.where(OutboxMessage.kind == kind)
     return list((await session.execute(query.execution_options(populate_existing=True))).scalars())
+
+
+async def mark_all_sent(session: AsyncSession) -> None:
+    """What a dispatcher would do between two requests: every queued mail is out."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.state == DeliveryState.PENDING)
+        .values(state=DeliveryState.SENT)
+    )
 
 
 def token_in(message: OutboxMessage) -> str:
