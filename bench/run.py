@@ -1,0 +1,206 @@
+"""Benchmark of the service against a bare FastAPI app, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/run.py [--db sqlite|postgres|both] [--duration S] [--only SCENARIO]
+
+For each database: a fresh database, migrated and seeded; the service with one uvicorn
+worker pinned to core 0, wrk pinned to core 1; each scenario alternates runs of the ceiling
+and of the service and reports the ratio of the medians. See docs/benchmarks.md.
+"""
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loadgen import LOAD_CORE, WrkMissing, require_wrk
+from scenarios import ROW_NAMES, SCENARIOS, TARGETS, Bench, Broken, Row, Skipped
+from seed import PASSWORD, fresh_database, migrate, seed, service_env, service_settings
+from server import ceiling_app, serve, subject_app
+
+from app.core.security import PasswordHasher
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+LIST_USERS = 100_000
+LOGIN_USERS = 64
+VERIFY_SAMPLES = 15
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds of one measured run (default 5)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side (default 3)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument(
+        "--only", choices=sorted(SCENARIOS), action="append", help="run only this scenario"
+    )
+    return parser.parse_args(argv)
+
+
+def machine() -> dict[str, object]:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    model = next(
+        (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line), "?"
+    )
+    memory_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "model": model,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def verify_seconds(env: dict[str, str]) -> float:
+    """Median time of one argon2 verify with the service's settings, on this (idle) core."""
+    hasher = PasswordHasher(service_settings(env))
+    stored = hasher.hash_blocking(PASSWORD)
+
+    async def timed() -> list[float]:
+        samples = []
+        for _ in range(VERIFY_SAMPLES):
+            started = time.perf_counter()
+            matches, _ = await hasher.verify(PASSWORD, stored)
+            samples.append(time.perf_counter() - started)
+            assert matches
+        return samples
+
+    return statistics.median(asyncio.run(timed()))
+
+
+def run_database(kind: str, args: argparse.Namespace, ceiling_url: str) -> list[Row]:
+    selected = args.only or list(SCENARIOS)
+    list_users = LIST_USERS if "users" in selected else LOGIN_USERS
+    with tempfile.TemporaryDirectory(prefix=f"eservice-bench-{kind}-") as tmp:
+        workdir = Path(tmp)
+        with fresh_database(kind, workdir) as database_url:
+            env = service_env(database_url, workdir / "keys")
+            started = time.monotonic()
+            migrate(env)
+            seeded = seed(service_settings(env), list_users)
+            print(
+                f"[{kind}] migrated and seeded {list_users} users in "
+                f"{time.monotonic() - started:.1f} s",
+                flush=True,
+            )
+            bench = Bench(
+                subject_url="",
+                ceiling_url=ceiling_url,
+                seeded=seeded,
+                seconds=args.duration,
+                rounds=args.rounds,
+                connections=args.connections,
+                warmup=1.0,
+                verify_seconds=verify_seconds(env),
+            )
+            with serve(
+                subject_app(), env=env, log=workdir / "service.log", ready_path="/healthz"
+            ) as url:
+                bench.subject_url = url
+                return [row for name in selected for row in run_scenario(kind, name, bench)]
+
+
+def run_scenario(kind: str, name: str, bench: Bench) -> list[Row]:
+    print(f"[{kind}] {name} ...", flush=True)
+    names = ROW_NAMES.get(name, [name])
+    try:
+        rows = SCENARIOS[name](bench)
+    except Skipped as skip:
+        rows = [
+            Row(row, TARGETS[row], "SKIP", note=f"{skip}; measured after the merge")
+            for row in names
+        ]
+    except Broken as broken:
+        rows = [Row(row, TARGETS[row], "ERROR", note=str(broken)) for row in names]
+    for row in rows:
+        print(f"[{kind}]   {format_row(kind, row)}", flush=True)
+    return rows
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f} ms" if unit.startswith("ms") else f"{value:,.0f}/s"
+
+
+def format_row(kind: str, row: Row) -> str:
+    ratio = "-" if row.ratio is None else f"{row.ratio:.1%}"
+    subject = _figure(row.subject, row.unit) + (" p99" if row.unit == "ms p99" else "")
+    return (
+        f"{kind:<9}{row.scenario:<21}{subject:>14}{_figure(row.ceiling, row.unit):>12}"
+        f"{ratio:>9}  {row.target:<36}{row.verdict:<6}{row.note}"
+    )
+
+
+def print_table(results: dict[str, list[Row]]) -> None:
+    print()
+    print(
+        f"{'db':<9}{'scenario':<21}{'subject':>14}{'ceiling':>12}{'ratio':>9}  "
+        f"{'target':<36}{'result':<6}note"
+    )
+    for kind, rows in results.items():
+        for row in rows:
+            print(format_row(kind, row))
+
+
+def write_results(results: dict[str, list[Row]], args: argparse.Namespace) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{stamp}.json"
+    document = {
+        "at": stamp,
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "machine": machine(),
+        "duration": args.duration,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "results": {
+            kind: [dataclasses.asdict(row) for row in rows] for kind, rows in results.items()
+        },
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        require_wrk()
+    except WrkMissing as missing:
+        print(f"bench: {missing}", file=sys.stderr)
+        return 2
+    # This process (the /healthz probe, the walks) stays on the load generator's core.
+    os.sched_setaffinity(0, {LOAD_CORE})
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    results: dict[str, list[Row]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="eservice-bench-ceiling-") as tmp,
+        serve(ceiling_app(), env={}, log=Path(tmp) / "ceiling.log") as ceiling_url,
+    ):
+        for kind in kinds:
+            results[kind] = run_database(kind, args, ceiling_url)
+    print_table(results)
+    print(f"\nresults: {write_results(results, args)}")
+    failed = [row for rows in results.values() for row in rows if row.verdict in {"FAIL", "ERROR"}]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
