@@ -19,20 +19,32 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 from loadgen import LOAD_CORE, WrkMissing, require_wrk
 from scenarios import ROW_NAMES, SCENARIOS, TARGETS, Bench, Broken, Row, Skipped
-from seed import PASSWORD, fresh_database, migrate, seed, service_env, service_settings
-from server import ceiling_app, serve, subject_app
+from seed import (
+    PASSWORD,
+    MigrationFailed,
+    fresh_database,
+    migrate,
+    seed,
+    service_env,
+    service_settings,
+)
+from server import SERVER_CORE, SUBJECT_FACTORY, ServerFailed, ceiling_app, serve, subject_app
 
 from app.core.security import PasswordHasher
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LIST_USERS = 100_000
 LOGIN_USERS = 64
-VERIFY_SAMPLES = 15
+VERIFY_SAMPLES = 10
+# Above this one-minute load average, something else competes with the server and wrk.
+BUSY_LOAD = 0.5
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -45,6 +57,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument(
         "--only", choices=sorted(SCENARIOS), action="append", help="run only this scenario"
+    )
+    parser.add_argument(
+        "--subject",
+        default=SUBJECT_FACTORY,
+        help=f"uvicorn app factory of the service under test (default {SUBJECT_FACTORY})",
     )
     return parser.parse_args(argv)
 
@@ -60,6 +77,7 @@ def machine() -> dict[str, object]:
         if line.startswith("MemTotal")
     )
     return {
+        "load_average": Path("/proc/loadavg").read_text().split()[:3],
         "cpus": os.cpu_count(),
         "model": model,
         "memory_gib": round(memory_kib / 2**20, 1),
@@ -68,8 +86,12 @@ def machine() -> dict[str, object]:
     }
 
 
-def verify_seconds(env: dict[str, str]) -> float:
-    """Median time of one argon2 verify with the service's settings, on this (idle) core."""
+def verify_timer(env: dict[str, str]) -> Callable[[], float]:
+    """A function timing one argon2 verify with the service's settings, on the service's core.
+
+    It runs in this process, moved to the service's core between load runs (the service is
+    idle then), so that the hashing limit and the logins are measured on the same core.
+    """
     hasher = PasswordHasher(service_settings(env))
     stored = hasher.hash_blocking(PASSWORD)
 
@@ -82,7 +104,14 @@ def verify_seconds(env: dict[str, str]) -> float:
             assert matches
         return samples
 
-    return statistics.median(asyncio.run(timed()))
+    def measure() -> float:
+        os.sched_setaffinity(0, {SERVER_CORE})
+        try:
+            return statistics.median(asyncio.run(timed()))
+        finally:
+            os.sched_setaffinity(0, {LOAD_CORE})
+
+    return measure
 
 
 def run_database(kind: str, args: argparse.Namespace, ceiling_url: str) -> list[Row]:
@@ -94,10 +123,11 @@ def run_database(kind: str, args: argparse.Namespace, ceiling_url: str) -> list[
             env = service_env(database_url, workdir / "keys")
             started = time.monotonic()
             migrate(env)
+            migrated = time.monotonic()
             seeded = seed(service_settings(env), list_users)
             print(
-                f"[{kind}] migrated and seeded {list_users} users in "
-                f"{time.monotonic() - started:.1f} s",
+                f"[{kind}] migrated in {migrated - started:.1f} s, "
+                f"seeded {list_users:,} users in {time.monotonic() - migrated:.1f} s",
                 flush=True,
             )
             bench = Bench(
@@ -108,10 +138,13 @@ def run_database(kind: str, args: argparse.Namespace, ceiling_url: str) -> list[
                 rounds=args.rounds,
                 connections=args.connections,
                 warmup=1.0,
-                verify_seconds=verify_seconds(env),
+                measure_verify=verify_timer(env),
             )
             with serve(
-                subject_app(), env=env, log=workdir / "service.log", ready_path="/healthz"
+                subject_app(args.subject),
+                env=env,
+                log=workdir / "service.log",
+                ready_path="/healthz",
             ) as url:
                 bench.subject_url = url
                 return [row for name in selected for row in run_scenario(kind, name, bench)]
@@ -188,6 +221,13 @@ def main(argv: list[str]) -> int:
         return 2
     # This process (the /healthz probe, the walks) stays on the load generator's core.
     os.sched_setaffinity(0, {LOAD_CORE})
+    load = float(Path("/proc/loadavg").read_text().split()[0])
+    if load > BUSY_LOAD:
+        print(
+            f"bench: warning: the machine is busy (load average {load:.1f}); other processes "
+            "share both cores, so the figures are unreliable",
+            file=sys.stderr,
+        )
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     results: dict[str, list[Row]] = {}
     with (
@@ -195,7 +235,11 @@ def main(argv: list[str]) -> int:
         serve(ceiling_app(), env={}, log=Path(tmp) / "ceiling.log") as ceiling_url,
     ):
         for kind in kinds:
-            results[kind] = run_database(kind, args, ceiling_url)
+            try:
+                results[kind] = run_database(kind, args, ceiling_url)
+            except (MigrationFailed, ServerFailed, OSError, asyncpg.PostgresError) as error:
+                print(f"bench: {kind}: {error}", file=sys.stderr)
+                results[kind] = [Row("setup", "-", "ERROR", note=str(error).splitlines()[0])]
     print_table(results)
     print(f"\nresults: {write_results(results, args)}")
     failed = [row for rows in results.values() for row in rows if row.verdict in {"FAIL", "ERROR"}]

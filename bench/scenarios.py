@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from loadgen import Request, WrkResult, finish_wrk, run_wrk, start_wrk
 from seed import ADMIN_LOGIN, PASSWORD, PBX_LOGIN, USER_PREFIX, Seeded
+from server import SERVER_CORES
 
 LOGIN_PATH = "/api/v1/auth/login"
 DEEP_ROW = 90_000
@@ -46,7 +47,8 @@ class Bench:
     rounds: int
     connections: int
     warmup: float
-    verify_seconds: float
+    # Times one argon2 verify with the service's settings on the service's (idle) core.
+    measure_verify: Callable[[], float]
     tokens: dict[str, str] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
@@ -204,11 +206,13 @@ def logins(bench: Bench) -> list[Row]:
     )
     request = login_request(bench)
     run_wrk(request, seconds=bench.warmup, connections=LOGIN_CONNECTIONS)
-    results = [
-        run_wrk(request, seconds=bench.seconds, connections=LOGIN_CONNECTIONS)
-        for _ in range(bench.rounds)
-    ]
-    limit = 1 / bench.verify_seconds
+    verifies: list[float] = []
+    results: list[WrkResult] = []
+    for _ in range(bench.rounds):  # the hashing limit, measured between the login runs
+        verifies.append(bench.measure_verify())
+        results.append(run_wrk(request, seconds=bench.seconds, connections=LOGIN_CONNECTIONS))
+    verify = statistics.median(verifies)
+    limit = SERVER_CORES / verify
     rate = median_rate(results)
     errors = max(result.error_share for result in results)
     verdict = "PASS" if rate >= 0.9 * limit and errors <= MAX_ERROR_SHARE else "FAIL"
@@ -220,9 +224,12 @@ def logins(bench: Bench) -> list[Row]:
             subject=rate,
             ceiling=limit,
             ratio=rate / limit,
-            note=f"limit = 1 core / {bench.verify_seconds * 1e3:.1f} ms per argon2 verify"
+            note=f"limit = {SERVER_CORES} core / {verify * 1e3:.1f} ms per argon2 verify"
             + (f"; {errors:.1%} failed" if errors else ""),
-            rounds={"subject": [result.as_dict() for result in results]},
+            rounds={
+                "subject": [result.as_dict() for result in results],
+                "verify_seconds": [{"median": seconds} for seconds in verifies],
+            },
         )
     ]
 

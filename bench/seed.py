@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+from server import SERVER_CORES
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +66,9 @@ def service_env(database_url: str, keys_dir: Path) -> dict[str, str]:
         "ESERVICE_ACCESS_TOKEN_TTL": TOKEN_TTL_ISO,
         "ESERVICE_SESSION_IDLE_TTL": TOKEN_TTL_ISO,
         "ESERVICE_SESSION_TTL": TOKEN_TTL_ISO,
+        # One hashing thread per core the service is pinned to (the default counts all cores
+        # of the machine, which taskset does not change).
+        "ESERVICE_HASH_CONCURRENCY": str(SERVER_CORES),
     }
 
 
@@ -78,6 +82,7 @@ def service_settings(env: dict[str, str]) -> Settings:
         access_token_ttl=TOKEN_TTL,
         session_idle_ttl=TOKEN_TTL,
         session_ttl=TOKEN_TTL,
+        hash_concurrency=SERVER_CORES,
     )
 
 

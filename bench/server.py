@@ -13,6 +13,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CORE = 0
+SERVER_CORES = 1  # cores the service may use: the one it is pinned to
 # The same flags for the service and the ceiling, as `eservice serve` runs uvicorn.
 UVICORN_FLAGS = [
     "--host",
@@ -93,8 +94,11 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise ServerFailed(f"server did not answer {url} within 30 s:\n{log.read_text()}")
 
 
-def subject_app() -> list[str]:
-    return ["--factory", "app.main:create_app"]
+SUBJECT_FACTORY = "app.main:create_app"
+
+
+def subject_app(factory: str = SUBJECT_FACTORY) -> list[str]:
+    return ["--factory", factory]
 
 
 def ceiling_app() -> list[str]:
