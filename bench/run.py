@@ -25,7 +25,8 @@ from pathlib import Path
 
 import asyncpg
 from loadgen import LOAD_CORE, WrkMissing, require_wrk
-from scenarios import ROW_NAMES, SCENARIOS, TARGETS, Bench, Broken, Row, Skipped
+from measure import Bench, Broken, Row, Skipped
+from scenarios import ROW_NAMES, SCENARIOS, TARGETS
 from seed import (
     PASSWORD,
     MigrationFailed,
@@ -137,7 +138,7 @@ def run_database(kind: str, args: argparse.Namespace, ceiling_url: str) -> list[
                 seconds=args.duration,
                 rounds=args.rounds,
                 connections=args.connections,
-                warmup=1.0,
+                warmup=2.0,
                 measure_verify=verify_timer(env),
             )
             with serve(

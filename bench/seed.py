@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 from server import SERVER_CORES
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.sessions import start_session
@@ -153,6 +153,8 @@ async def _seed(settings: Settings, list_users: int) -> Seeded:
             session.add_all([admin, pbx, contract])
             await session.flush()
             await _insert_list_users(session, customer.id, list_users, password_hash)
+            # Statistics, as autovacuum would have gathered them on a database in service.
+            await session.execute(text("ANALYZE"))
             admin_tokens = await start_session(state, session, admin)
             pbx_tokens = await start_session(state, session, pbx)
             return Seeded(
