@@ -7,6 +7,8 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from server import server_cpu_seconds
+
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 LOAD_CORE = 1
 
@@ -36,6 +38,9 @@ class WrkResult:
     latency_ms: dict[str, float] = field(default_factory=dict)
     non_2xx: int = 0
     socket_errors: int = 0
+    # The server's CPU time per request: unlike req/s, it hardly changes when other
+    # processes compete for the core.
+    server_cpu_ms: float | None = None
 
     @property
     def ok_rate(self) -> float:
@@ -72,7 +77,7 @@ def parse_report(text: str) -> WrkResult:
     """Read wrk's summary (`Requests/sec`, `N requests in T`, the `--latency` distribution)."""
     rate, requests = _RATE.search(text), _REQUESTS.search(text)
     if rate is None or requests is None:
-        raise WrkFailed(f"unreadable wrk report:\n{text}")
+        raise WrkFailed(f"unreadable wrk report: {' '.join(text.split())[:300]}")
     latency = {
         f"p{match[1]}": float(match[2]) * _UNITS[match[3]] for match in _PERCENTILE.finditer(text)
     }
@@ -124,11 +129,16 @@ def start_wrk(request: Request, *, seconds: float, connections: int) -> subproce
 def finish_wrk(process: subprocess.Popen[str], *, timeout: float) -> WrkResult:
     output, _ = process.communicate(timeout=timeout)
     if process.returncode != 0:
-        raise WrkFailed(f"wrk exited with {process.returncode}:\n{output}")
+        raise WrkFailed(f"wrk exited with {process.returncode}: {' '.join(output.split())[:300]}")
     return parse_report(output)
 
 
 def run_wrk(request: Request, *, seconds: float, connections: int) -> WrkResult:
-    """One wrk run to completion."""
+    """One wrk run to completion, with the server's CPU time per request."""
+    cpu_before = server_cpu_seconds(request.url)
     process = start_wrk(request, seconds=seconds, connections=connections)
-    return finish_wrk(process, timeout=seconds + 30)
+    result = finish_wrk(process, timeout=seconds + 30)
+    cpu_after = server_cpu_seconds(request.url)
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        result.server_cpu_ms = (cpu_after - cpu_before) * 1e3 / result.requests
+    return result

@@ -93,12 +93,23 @@ def median_rate(results: list[WrkResult]) -> float:
     return statistics.median(result.ok_rate for result in results)
 
 
+def median_cpu(results: list[WrkResult]) -> float | None:
+    samples = [result.server_cpu_ms for result in results if result.server_cpu_ms is not None]
+    return statistics.median(samples) if samples else None
+
+
 def ratio_row(
     name: str, minimum: float, subject: list[WrkResult], ceiling: list[WrkResult], note: str = ""
 ) -> Row:
     subject_rate, ceiling_rate = median_rate(subject), median_rate(ceiling)
     ratio = subject_rate / ceiling_rate
     errors = max(result.error_share for result in subject)
+    cpu_subject, cpu_ceiling = median_cpu(subject), median_cpu(ceiling)
+    if cpu_subject and cpu_ceiling:
+        note = (
+            f"CPU per request {cpu_subject:.3f} ms, ceiling {cpu_ceiling:.3f} ms "
+            f"({cpu_ceiling / cpu_subject:.0%}). {note}"
+        )
     verdict = "PASS" if ratio >= minimum else "FAIL"
     if errors > MAX_ERROR_SHARE:
         verdict, note = "FAIL", f"{errors:.1%} of requests failed. {note}"

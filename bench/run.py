@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from loadgen import LOAD_CORE, WrkMissing, require_wrk
+from loadgen import LOAD_CORE, WrkFailed, WrkMissing, require_wrk
 from measure import Bench, Broken, Row, Skipped
 from scenarios import ROW_NAMES, SCENARIOS, TARGETS
 from seed import (
@@ -161,8 +161,9 @@ def run_scenario(kind: str, name: str, bench: Bench) -> list[Row]:
             Row(row, TARGETS[row], "SKIP", note=f"{skip}; measured after the merge")
             for row in names
         ]
-    except Broken as broken:
-        rows = [Row(row, TARGETS[row], "ERROR", note=str(broken)) for row in names]
+    except (Broken, WrkFailed) as broken:
+        note = str(broken).splitlines()[0]
+        rows = [Row(row, TARGETS[row], "ERROR", note=note) for row in names]
     for row in rows:
         print(f"[{kind}]   {format_row(kind, row)}", flush=True)
     return rows

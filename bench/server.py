@@ -31,6 +31,10 @@ UVICORN_FLAGS = [
 ]
 
 
+# The running servers by base URL, so a load run can read its server's CPU time.
+_RUNNING: dict[str, int] = {}
+
+
 class ServerFailed(RuntimeError):
     """A server did not come up; its log is in the message."""
 
@@ -70,8 +74,10 @@ def serve(
         )
         try:
             _wait_ready(process, base_url + ready_path, log)
+            _RUNNING[base_url] = process.pid
             yield base_url
         finally:
+            _RUNNING.pop(base_url, None)
             process.terminate()
             try:
                 process.wait(timeout=10)
@@ -103,3 +109,17 @@ def subject_app(factory: str = SUBJECT_FACTORY) -> list[str]:
 
 def ceiling_app() -> list[str]:
     return ["--app-dir", str(ROOT / "bench"), "ceiling:app"]
+
+
+def server_cpu_seconds(url: str) -> float | None:
+    """CPU time (user + system, all threads) used so far by the server that serves `url`."""
+    pid = next((pid for base, pid in _RUNNING.items() if url.startswith(base + "/")), None)
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of proc(5); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
