@@ -123,3 +123,15 @@ def server_cpu_seconds(url: str) -> float | None:
     fields = stat.rsplit(")", 1)[1].split()
     # utime and stime are fields 14 and 15 of proc(5); fields[0] here is field 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(url: str, *, timeout: float = 10.0) -> None:
+    """Wait until the server of `url` has stopped working off requests a load run left queued."""
+    deadline = time.monotonic() + timeout
+    previous = server_cpu_seconds(url)
+    while previous is not None and time.monotonic() < deadline:
+        time.sleep(0.25)
+        current = server_cpu_seconds(url)
+        if current is None or current - previous < 0.01:
+            return
+        previous = current
