@@ -38,8 +38,10 @@ test: lint typecheck  ## ruff, mypy, the suite on SQLite and (when ESERVICE_TEST
 openapi: $(STAMP)
 	$(BIN)/eservice openapi
 
-bench: $(STAMP)
-	$(BIN)/python bench/run.py
+bench: $(STAMP)  ## docs/benchmarks.md: wrk against the service and a bare FastAPI app (BENCH_ARGS="--db sqlite")
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
+		{ echo "bench: wrk is missing; install it with: sudo apt-get install -y wrk" >&2; exit 1; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
