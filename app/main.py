@@ -14,6 +14,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database, create_engine
 from app.core.errors import install_error_handlers
 from app.core.middleware import EdgeMiddleware
+from app.core.openapi import install_problem_documentation
 from app.core.state import AppState, build_state
 
 BackgroundJob = Callable[[AppState], Coroutine[Any, Any, None]]
@@ -64,6 +65,7 @@ def create_app(
     app.state.eservice = state
     install_error_handlers(app)
     include_routers(app)
+    install_problem_documentation(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

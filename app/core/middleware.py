@@ -10,7 +10,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import internal_error, problem_response
 
 logger = logging.getLogger("app.access")
 
@@ -72,6 +72,13 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
+        except Exception as exc:
+            # Rendered here rather than by Starlette's outermost error middleware, so the
+            # 500 carries the request id and security headers like every other answer.
+            if status_holder:
+                raise  # the response has begun; the server closes the connection
+            response = internal_error(exc, request_id, path)
+            await response(scope, receive, send_with_headers)
         finally:
             if self.access_log:
                 logger.info(
