@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import include_routers
 from app.auth.sessions import authenticate
 from app.core.config import Settings, get_settings
 from app.core.db import Database, create_engine
 from app.core.errors import install_error_handlers
-from app.core.middleware import EdgeMiddleware
+from app.core.middleware import EdgeMiddleware, ProblemCORSMiddleware
 from app.core.openapi import install_problem_documentation
 from app.core.state import AppState, build_state
 
@@ -68,7 +67,7 @@ def create_app(
     install_problem_documentation(app)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match"],

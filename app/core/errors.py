@@ -202,17 +202,14 @@ def allowed_methods(request: Request) -> list[str]:
         method
         for method in _METHODS
         if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL
-            for route in routes
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
     ]
 
 
 def internal_error(exc: BaseException, request_id: str, path: str) -> JSONResponse:
     """Log an unexpected failure with its request id; answer 500 without any internals."""
-    logger.error(
-        "unhandled error", exc_info=exc, extra={"request_id": request_id, "path": path}
-    )
+    logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": path})
     return problem_response(
         500,
         "internal_error",

@@ -96,7 +96,11 @@ def test_every_model_is_registered_for_migrations() -> None:
             continue
         module = importlib.import_module(module_info.name)
         for name, value in inspect.getmembers(module, inspect.isclass):
-            if issubclass(value, Base) and value is not Base and value.__module__ == module.__name__:
+            if (
+                issubclass(value, Base)
+                and value is not Base
+                and value.__module__ == module.__name__
+            ):
                 found.add(name)
     assert found, "no models found"
     assert found <= exported, f"missing from app/core/models.py: {sorted(found - exported)}"
@@ -109,7 +113,7 @@ def test_migrations_are_found_inside_the_package() -> None:
     (the Docker image) both ship them; setuptools' package discovery must pick them up.
     """
     package_dir = Path(app.__file__).parent
-    assert MIGRATIONS_DIR == package_dir / "migrations"
+    assert package_dir / "migrations" == MIGRATIONS_DIR
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
     assert any((MIGRATIONS_DIR / "versions").glob("*.py"))
