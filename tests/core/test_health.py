@@ -128,5 +128,7 @@ async def test_cors_only_for_configured_origins(cors_app: FastAPI) -> None:
     assert foreign.headers["content-type"] == "application/problem+json"
     assert foreign.json()["code"] == "cors_rejected"
     assert "access-control-allow-origin" not in foreign.headers
-    foreign_get = await call(cors_app, "GET", "/healthz", headers={"Origin": "https://evil.example"})
+    foreign_get = await call(
+        cors_app, "GET", "/healthz", headers={"Origin": "https://evil.example"}
+    )
     assert "access-control-allow-origin" not in foreign_get.headers

@@ -117,9 +117,7 @@ async def test_no_secret_reaches_any_log_line(
                     }
         if route_exists(logging_app, "POST", "/api/v1/password-setup"):
             flows += 1
-            await logged_client.post(
-                "/api/v1/password-tokens/inspect", json={"token": setup_token}
-            )
+            await logged_client.post("/api/v1/password-tokens/inspect", json={"token": setup_token})
             await logged_client.post(
                 "/api/v1/password-setup",
                 json={
