@@ -136,3 +136,9 @@ def test_sqlite_in_production_only_when_allowed(signing_keys: Path) -> None:
 
 def test_development_tolerates_the_defaults(tmp_path: Path) -> None:
     make(keys_dir=tmp_path / "none").check_production_safety()
+
+
+def test_every_setting_is_documented() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`{name.upper()}`" not in text]
+    assert not missing, f"add to docs/configuration.md: {missing}"
