@@ -50,7 +50,7 @@ class Workspace:
 def workspace(tmp_path: Path) -> Workspace:
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    database = tmp_path / "cli.db"
+    database = tmp_path / "var" / "cli.db"  # the folder does not exist yet, as on a fresh clone
     env = {name: value for name, value in os.environ.items() if not name.startswith("ESERVICE_")}
     env.update(
         ESERVICE_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
@@ -168,11 +168,17 @@ def test_demo_refused_in_production(workspace: Workspace) -> None:
     )
 
 
-def test_unreachable_database_is_one_line(workspace: Workspace) -> None:
-    result = workspace.run(
-        "db", "upgrade", ESERVICE_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:1/none"
-    )
-    assert_one_line_failure(result, "")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:1/none",
+        "sqlite+aiosqlite:///{cwd}",  # a folder, not a file: SQLite cannot open it
+    ],
+    ids=["postgresql", "sqlite"],
+)
+def test_unreachable_database_is_one_line(workspace: Workspace, url: str) -> None:
+    url = url.format(cwd=workspace.cwd)
+    assert_one_line_failure(workspace.run("db", "upgrade", ESERVICE_DATABASE_URL=url), "")
 
 
 def _free_port() -> int:
