@@ -190,6 +190,10 @@ _HTTP_CODES = {
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+# RFC 9110's names where Python's HTTPStatus still has the older ones.
+_HTTP_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route of the app answers on this path.
 
@@ -233,6 +237,7 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         status = exc.status_code
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        phrase = _HTTP_TITLES.get(status, phrase)
         code = _HTTP_CODES.get(status, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
         headers = dict(exc.headers or {})

@@ -129,7 +129,8 @@ async def test_body_over_64_kib_with_content_length(probe: httpx.AsyncClient) ->
     response = await probe.post(
         "/api/v1/probe/items", content=body, headers={"content-type": "application/json"}
     )
-    assert_problem(response, 413, "payload_too_large")
+    problem = assert_problem(response, 413, "payload_too_large")
+    assert problem["title"] == "Content Too Large"
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
@@ -144,7 +145,8 @@ async def test_chunked_body_over_64_kib(probe: httpx.AsyncClient) -> None:
         "/api/v1/probe/items", content=chunks(), headers={"content-type": "application/json"}
     )
     assert "content-length" not in response.request.headers
-    assert_problem(response, 413, "payload_too_large")
+    problem = assert_problem(response, 413, "payload_too_large")
+    assert problem["title"] == "Content Too Large"
 
 
 async def test_body_just_under_the_limit_is_read(probe: httpx.AsyncClient) -> None:
