@@ -7,6 +7,7 @@ Operations added later join automatically; the example budget keeps the suite fa
 """
 
 import asyncio
+import atexit
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 # the app is built here with placeholder settings (nothing connects to their database), and
 # the `fuzz_app` fixture gives it the test database and keys before the first request.
 _placeholder_keys = tempfile.TemporaryDirectory(prefix="eservice-fuzz-")
+atexit.register(_placeholder_keys.cleanup)
 _placeholder = Settings(
     _env_file=None,  # type: ignore[call-arg]
     environment="test",
@@ -124,7 +126,7 @@ def identities(fuzz_settings: Settings, seeded: dict[str, int]) -> dict[str, dic
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fuzz_app(fuzz_settings: Settings, seeded: dict[str, int]) -> Iterator[FastAPI]:
+def fuzz_app(fuzz_settings: Settings, seeded: dict[str, int]) -> FastAPI:
     """The module's app, now on the test database. Its engine connects lazily, on the
     schemathesis event-loop thread where the app runs, and is never used from another loop."""
     state = build_state(
@@ -132,8 +134,7 @@ def fuzz_app(fuzz_settings: Settings, seeded: dict[str, int]) -> Iterator[FastAP
     )
     state.keys.ensure_key(may_generate=True)
     app.state.eservice = state
-    yield app
-    _placeholder_keys.cleanup()
+    return app
 
 
 @schema.parametrize()

@@ -36,7 +36,7 @@ async def test_readyz_ok_when_the_database_answers(client: httpx.AsyncClient) ->
 
 @pytest.fixture(
     params=[
-        "sqlite+aiosqlite:///{tmp}/missing-folder/db.sqlite",
+        "sqlite+aiosqlite:///{tmp}",  # a folder: SQLite cannot open it as a database
         "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere",
     ],
     ids=["sqlite", "postgresql"],
