@@ -2,6 +2,7 @@
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -117,8 +118,20 @@ def openapi(
     typer.echo(f"wrote {path}")
 
 
+def _thread_failure(args: threading.ExceptHookArgs) -> None:
+    """Failures in helper threads are one line too.
+
+    aiosqlite's worker thread may still answer a failed connect after asyncio.run() has
+    closed the loop ("Event loop is closed"); the command has already reported the error.
+    """
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    print(f"eservice: {args.exc_type.__name__}: {args.exc_value}".splitlines()[0], file=sys.stderr)
+
+
 def main() -> None:
     """Entry point: every failure becomes one line on stderr and a non-zero exit status."""
+    threading.excepthook = _thread_failure
     try:
         cli(standalone_mode=False)
     except typer.Exit as exc:
