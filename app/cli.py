@@ -2,21 +2,26 @@
 
 import json
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
 
 from app.contracts.cli import contracts_cli
-from app.core.commands import CommandError
-from app.core.config import UnsafeProductionSettings, get_settings
+from app.core.commands import CommandError, run_with_database
+from app.core.config import Settings, UnsafeProductionSettings, get_settings
+from app.core.db import Database
 from app.core.logging import configure_logging
 from app.core.migrate import upgrade_to_head
 from app.customers.cli import customers_cli
 from app.documents.cli import documents_cli
 from app.pbx.cli import keys_cli
 from app.users.cli import users_cli
+
+if TYPE_CHECKING:
+    from app.demo import DemoData
 
 cli = typer.Typer(
     name="eservice",
@@ -82,6 +87,39 @@ def db_upgrade() -> None:
 
 
 @cli.command()
+def demo(
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password of the demo portal admin (default: a generated one)."),
+    ] = None,
+) -> None:
+    """Load the demo customer 2300229 with its users and contract (idempotent)."""
+    from app.core.security import PasswordHasher
+    from app.demo import demo_password, load_demo
+
+    settings = get_settings()
+    if settings.environment == "production":
+        raise CommandError("demo data is not loaded in production")
+    chosen = demo_password(password, settings)
+    upgrade_to_head()
+
+    async def work(database: Database, settings: Settings) -> "DemoData":
+        async with database.sessionmaker.begin() as session:
+            return await load_demo(session, settings, PasswordHasher(settings), chosen)
+
+    data = run_with_database(work)
+    typer.echo(f"demo data ready: {', '.join(data.created) or 'nothing new'}")
+    typer.echo(f"  customer {data.customer_number}, cloud.phone contract {data.contract_number}")
+    typer.echo(
+        f"  invited PBX admin {data.invited_login}: invitation queued in the outbox"
+        f" (mail backend {settings.mail_backend}, {settings.mail_dir}/)"
+    )
+    typer.echo(f"log in at {settings.frontend_url}/docs with")
+    typer.echo(f"  login ID: {data.admin_login}")
+    typer.echo(f"  password: {data.admin_password}")
+
+
+@cli.command()
 def openapi(
     check: Annotated[bool, typer.Option("--check", help="Fail if the file differs.")] = False,
     path: Annotated[Path, typer.Option(help="Where the spec lives.")] = Path(
@@ -103,8 +141,20 @@ def openapi(
     typer.echo(f"wrote {path}")
 
 
+def _thread_failure(args: threading.ExceptHookArgs) -> None:
+    """Failures in helper threads are one line too.
+
+    aiosqlite's worker thread may still answer a failed connect after asyncio.run() has
+    closed the loop ("Event loop is closed"); the command has already reported the error.
+    """
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    print(f"eservice: {args.exc_type.__name__}: {args.exc_value}".splitlines()[0], file=sys.stderr)
+
+
 def main() -> None:
     """Entry point: every failure becomes one line on stderr and a non-zero exit status."""
+    threading.excepthook = _thread_failure
     try:
         cli(standalone_mode=False)
     except typer.Exit as exc:
@@ -118,6 +168,11 @@ def main() -> None:
     except Exception as exc:
         # typer's usage errors (bad option, missing argument) carry format_message().
         format_message = getattr(exc, "format_message", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # A command group without its sub-command: help on stdout, one line on stderr.
+            print(exc)
+            print("eservice: missing command (see --help)", file=sys.stderr)
+            sys.exit(2)
         if callable(format_message):
             print(f"eservice: {format_message()}", file=sys.stderr)
             sys.exit(2)

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import include_routers
 from app.auth.sessions import authenticate
@@ -14,7 +13,8 @@ from app.auth.throttle import prune_throttles_periodically
 from app.core.config import Settings, get_settings
 from app.core.db import Database, create_engine
 from app.core.errors import install_error_handlers
-from app.core.middleware import EdgeMiddleware
+from app.core.middleware import EdgeMiddleware, ProblemCORSMiddleware
+from app.core.openapi import install_problem_documentation
 from app.core.state import AppState, build_state
 from app.invitations.jobs import run_invitation_scheduler
 from app.outbox.dispatcher import run_dispatcher
@@ -73,9 +73,10 @@ def create_app(
     app.state.eservice = state
     install_error_handlers(app)
     include_routers(app)
+    install_problem_documentation(app)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match"],

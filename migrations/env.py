@@ -27,10 +27,12 @@ async def _run_async() -> None:
     settings = get_settings()
     url = config.get_main_option("sqlalchemy.url") or settings.database_url
     engine = create_engine(settings.model_copy(update={"database_url": url}))
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-        await connection.commit()
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
 
 
 if context.is_offline_mode():

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
             problems.append("SQLite database (set ESERVICE_ALLOW_SQLITE_IN_PRODUCTION=true)")
         if self.frontend_url == DEFAULT_FRONTEND_URL:
             problems.append("ESERVICE_FRONTEND_URL is the development default")
+        elif not self.frontend_url.startswith("https://"):
+            # The password-setup link carries a token: it must not travel in clear text.
+            problems.append("ESERVICE_FRONTEND_URL is not https")
+        if self.portal_url == DEFAULT_FRONTEND_URL:
+            problems.append("ESERVICE_PORTAL_URL is the development default")
         if self.jwt_issuer == DEFAULT_FRONTEND_URL:
             problems.append("ESERVICE_JWT_ISSUER is the development default")
         if self.pbx_ui_url == DEFAULT_PBX_UI_URL:

@@ -2,11 +2,12 @@
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -79,6 +80,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite file (./var/ on a fresh clone): SQLite creates only files."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The engine for the configured database.
 
@@ -86,6 +94,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     queue for it instead of failing with "database is locked".
     """
     if settings.is_sqlite:
+        _ensure_sqlite_folder(settings.database_url)
         engine = create_async_engine(
             settings.database_url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
         )

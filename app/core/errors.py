@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("app.errors")
 
@@ -186,6 +187,41 @@ _HTTP_CODES = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+# RFC 9110's names where Python's HTTPStatus still has the older ones.
+_HTTP_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this path.
+
+    Starlette's own 405 names only the first matching route's methods; a path served by
+    several routes (GET and POST on /users) must list them all. Each method is tried
+    against the routing table, nested routers included.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+def internal_error(exc: BaseException, request_id: str, path: str) -> JSONResponse:
+    """Log an unexpected failure with its request id; answer 500 without any internals."""
+    logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": path})
+    return problem_response(
+        500,
+        "internal_error",
+        "Internal server error",
+        f"The error was logged with request id {request_id}.",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, the framework's own included, as problem+json."""
 
@@ -194,16 +230,20 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         return _render(exc)
 
-    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         if not isinstance(
             exc, StarletteHTTPException
         ):  # pragma: no cover - registered for this class
             raise exc
         status = exc.status_code
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        phrase = _HTTP_TITLES.get(status, phrase)
         code = _HTTP_CODES.get(status, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
-        return problem_response(status, code, phrase, detail, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if status == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(status, code, phrase, detail, headers=headers)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         if not isinstance(
@@ -228,17 +268,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = request.scope.get("state", {}).get("request_id", "-")
-        logger.error(
-            "unhandled error",
-            exc_info=exc,
-            extra={"request_id": request_id, "path": request.url.path},
-        )
-        return problem_response(
-            500,
-            "internal_error",
-            "Internal server error",
-            f"The error was logged with request id {request_id}.",
-        )
+        return internal_error(exc, request_id, request.url.path)
 
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -7,10 +7,13 @@ import logging
 import secrets
 import time
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import internal_error, problem_response
 
 logger = logging.getLogger("app.access")
 
@@ -72,6 +75,13 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
+        except Exception as exc:
+            # Rendered here rather than by Starlette's outermost error middleware, so the
+            # 500 carries the request id and security headers like every other answer.
+            if status_holder:
+                raise  # the response has begun; the server closes the connection
+            response = internal_error(exc, request_id, path)
+            await response(scope, receive, send_with_headers)
         finally:
             if self.access_log:
                 logger.info(
@@ -110,3 +120,19 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, request_id: str
     response.headers["x-request-id"] = request_id
     response.headers["x-content-type-options"] = "nosniff"
     await response(scope, receive, send)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as problem+json like every error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        reason = bytes(response.body).decode("utf-8", "replace")
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return problem_response(400, "cors_rejected", "Bad Request", reason, headers=headers)

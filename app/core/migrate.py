@@ -6,7 +6,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Inside the package (app/migrations links to the top-level migrations/ folder), so an
+# installed `eservice`, editable or not, finds them from any working directory.
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(database_url: str | None = None, connection: Connection | None = None) -> Config:
