@@ -32,6 +32,7 @@ def safe_production(keys_dir: Path, **overrides: Any) -> dict[str, Any]:
         "portal_url": "https://portal.example.com",
         "jwt_issuer": "https://portal.example.com",
         "mail_backend": "smtp",
+        "pbx_ui_url": "https://pbx.provider.example",
         "keys_dir": keys_dir,
     }
     values.update(overrides)
@@ -106,6 +107,7 @@ def test_safe_production_settings_pass(signing_keys: Path) -> None:
         ({"jwt_issuer": "http://127.0.0.1:8000"}, "JWT_ISSUER is the development default"),
         ({"mail_backend": "file"}, "mail backend is not smtp"),
         ({"smtp_username": "relay"}, "SMTP_USERNAME without"),
+        ({"pbx_ui_url": "https://pbx.example.net"}, "PBX_UI_URL is the example default"),
     ],
 )
 def test_production_refuses_unsafe_defaults(

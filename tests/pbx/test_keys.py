@@ -120,6 +120,7 @@ def test_production_refuses_to_start_without_keys(tmp_path: Path, database_url: 
         keys_dir=tmp_path / "no-keys",
         frontend_url="https://portal.example.com",
         jwt_issuer="https://portal.example.com",
+        portal_url="https://portal.example.com",
         mail_backend="smtp",
         pbx_ui_url="https://pbx.provider.example",
     )
