@@ -64,6 +64,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         asyncio.run(_drop_pg_database(TEST_DATABASE_URL, make_url(url).database or ""))
 
 
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database: a temp SQLite file, or a new PostgreSQL database beside the test one."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"eservice_empty_{secrets.token_hex(4)}"
+    asyncio.run(_create_pg_database(TEST_DATABASE_URL, name))
+    try:
+        yield make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_drop_pg_database(TEST_DATABASE_URL, name))
+
+
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("keys")

@@ -28,6 +28,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+PARAMETER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool", "aiosmtplib")
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
@@ -39,3 +42,7 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # uvicorn's access log prints query strings; the service logs requests itself.
     logging.getLogger("uvicorn.access").disabled = True
+    # Drivers and the ORM log statements with their parameters (password hashes, mails with
+    # links) at DEBUG and INFO: never let them through, whatever the level.
+    for name in PARAMETER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
