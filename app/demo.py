@@ -107,7 +107,6 @@ async def _user(
     user = UserAccount(
         customer_id=customer.id,
         login=person.login,
-        login_key=key,
         role=person.role,
         status=status,
         first_name=person.first_name,

@@ -59,7 +59,6 @@ async def create_user(
     user = UserAccount(
         customer_id=customer.id,
         login=login,
-        login_key=UserAccount.key_for(login),
         role=role,
         status=status,
         first_name=first_name,

@@ -77,9 +77,7 @@ async def update_profile(
         return user
     for name, value in changed.items():
         setattr(user, name, value)
-    if "login" in changed:
-        # The unique index on login_key answers 409 login_taken (LoginTaken), race-free.
-        user.login_key = UserAccount.key_for(user.login)
+    # A new login also sets login_key, whose unique index answers 409 login_taken, race-free.
     await session.flush()
     await record_own_event(
         session,

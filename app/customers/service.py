@@ -94,7 +94,6 @@ async def invite_account(
     user = UserAccount(
         customer_id=customer_id,
         login=account.login,
-        login_key=UserAccount.key_for(account.login),
         role=account.role,
         status=INITIAL_INVITED,
         first_name=account.first_name,

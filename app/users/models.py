@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.core.clock import utcnow
 from app.core.db import Base, UTCDateTime
@@ -64,6 +64,12 @@ class UserAccount(Base):
     def key_for(login: str) -> str:
         """The case-insensitive form under which a login ID is unique system-wide."""
         return login.casefold()
+
+    @validates("login")
+    def _keep_login_key(self, _key: str, login: str) -> str:
+        """Every assignment of a login ID also sets the key its uniqueness is enforced on."""
+        self.login_key = self.key_for(login)
+        return login
 
     def check_new_password(self, password: str, *, brand: str, field: str = "password") -> None:
         """The password policy, with this account's login, names and e-mail as context."""

@@ -140,7 +140,6 @@ async def create_user(
         UserAccount(
             customer_id=ctx.customer_id,
             login=body.login,
-            login_key=UserAccount.key_for(body.login),
             role=body.role,
             status=INITIAL_SCHEDULED if scheduled else INITIAL_INVITED,
             first_name=body.first_name,

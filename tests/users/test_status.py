@@ -40,7 +40,6 @@ def _user(status: UserStatus, *, has_password: bool) -> UserAccount:
         id=1,
         customer_id=1,
         login="x.user",
-        login_key="x.user",
         role=Role.PBX_ADMIN,
         status=status,
         first_name="X",
