@@ -16,6 +16,14 @@ DEFAULT_FRONTEND_URL = "http://127.0.0.1:8000"
 DEFAULT_PBX_UI_URL = "https://pbx.example.net"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (`taskset` and container CPU sets count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - platforms without CPU affinity
+        return os.cpu_count() or 1
+
+
 class UnsafeProductionSettings(ValueError):
     """Raised when ESERVICE_ENVIRONMENT=production meets a default that is only safe on a laptop."""
 
@@ -90,7 +98,7 @@ class Settings(BaseSettings):
     argon2_memory_cost: int = Field(default=19456, ge=8)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
-    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    hash_concurrency: int = Field(default_factory=lambda: usable_cores(), ge=1)
 
     @field_validator("invitation_ttl")
     @classmethod

@@ -144,3 +144,13 @@ def test_every_setting_is_documented() -> None:
     text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [name for name in Settings.model_fields if f"`{name.upper()}`" not in text]
     assert not missing, f"add to docs/configuration.md: {missing}"
+
+
+def test_hash_concurrency_defaults_to_the_cores_the_process_may_use() -> None:
+    assert make().hash_concurrency == len(os.sched_getaffinity(0))
+    original = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(original)})
+    try:
+        assert make().hash_concurrency == 1
+    finally:
+        os.sched_setaffinity(0, original)
