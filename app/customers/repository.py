@@ -3,7 +3,7 @@
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.models import Customer
+from app.customers.models import Customer, EServiceState
 
 
 async def find_customer_by_number(session: AsyncSession, customer_number: str) -> Customer | None:
@@ -17,13 +17,16 @@ async def consume_activation_code(
 ) -> int | None:
     """Clear the code in one conditional UPDATE; the customer's id if it matched, else None.
 
-    Of concurrent registrations with the same letter exactly one gets the id.
+    Only a `pending` customer's code counts: once e:service is active, the letter is void,
+    however the first administrator got there. Of concurrent registrations with the same
+    letter exactly one gets the id.
     """
     result = await session.execute(
         update(Customer)
         .where(
             Customer.customer_number == customer_number,
             Customer.activation_code_hash == code_hash,
+            Customer.eservice_state == EServiceState.PENDING,
         )
         .values(activation_code_hash=None)
         .returning(Customer.id)

@@ -35,11 +35,19 @@ async def mark_invitation_accepted(session: AsyncSession, user_id: int, now: dat
 
 
 async def activate_pending_customer(session: AsyncSession, customer_id: int, now: datetime) -> bool:
-    """Turn the customer's e:service access on if it is still pending; True if it changed."""
+    """Turn the customer's e:service access on if it is still pending; True if it changed.
+
+    The letter's activation code dies with it: an active customer is never registered again.
+    """
     result = await session.execute(
         update(Customer)
         .where(Customer.id == customer_id, Customer.eservice_state == EServiceState.PENDING)
-        .values(eservice_state=EServiceState.ACTIVE, activated_at=now, updated_at=now)
+        .values(
+            eservice_state=EServiceState.ACTIVE,
+            activated_at=now,
+            updated_at=now,
+            activation_code_hash=None,
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

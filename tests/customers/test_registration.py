@@ -2,9 +2,16 @@
 
 from sqlalchemy import select
 
+from app.audit.service import Actor
 from app.core.permissions import Role
 from app.customers.models import Customer, EServiceState
-from app.customers.service import create_customer, hash_activation_code, new_activation_code
+from app.customers.service import (
+    NewAccount,
+    create_customer,
+    hash_activation_code,
+    invite_account,
+    new_activation_code,
+)
 from app.users.models import UserAccount
 from app.users.status import UserStatus
 from tests.factories import create_customer as create_active_customer
@@ -89,6 +96,54 @@ async def test_wrong_number_wrong_code_and_used_code_answer_alike(client, sessio
     used = await client.post("/api/v1/registrations", json=_body(customer.customer_number, code))
     assert used.status_code == 400
     assert used.json() == wrong_code.json()
+
+
+async def test_letter_is_void_once_the_operators_admin_activated_the_customer(
+    client, session, state
+):
+    customer, code = await create_customer(session, customer_number=unique("77"), name="E GmbH")
+    operator_admin = await invite_account(
+        session,
+        state.settings,
+        customer.id,
+        NewAccount(
+            login=unique("Admin.Betreiber"),
+            first_name="Erika",
+            last_name="Muster",
+            email="erika.muster@example.com",
+            role=Role.CUSTOMER_PORTAL_ADMIN,
+        ),
+        actor=Actor(None, "operator"),
+        client_ip=None,
+    )
+    [mail] = await queued_mails(session, operator_admin.id, "invitation")
+    setup = await client.post(
+        "/api/v1/password-setup",
+        json={"token": token_in(mail), "password": PASSWORD, "password_confirmation": PASSWORD},
+    )
+    assert setup.status_code == 200, setup.text
+    reloaded = await _reload_customer(session, customer.id)
+    assert reloaded.eservice_state == EServiceState.ACTIVE
+    assert reloaded.activation_code_hash is None
+
+    late = await client.post("/api/v1/registrations", json=_body(customer.customer_number, code))
+    assert late.status_code == 400
+    assert late.json()["code"] == "activation_invalid"
+    admins = (
+        await session.execute(select(UserAccount).where(UserAccount.customer_id == customer.id))
+    ).scalars()
+    assert [user.id for user in admins] == [operator_admin.id]
+
+
+async def test_code_of_an_active_customer_is_refused(client, session):
+    customer, code = await create_customer(session, customer_number=unique("77"), name="F GmbH")
+    customer.eservice_state = EServiceState.ACTIVE
+    await session.flush()
+    response = await client.post(
+        "/api/v1/registrations", json=_body(customer.customer_number, code)
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "activation_invalid"
 
 
 async def test_taken_login_is_409_and_keeps_the_code(client, session, state):
