@@ -8,6 +8,7 @@ an older key stays published in the JWKS until every token it can have signed ha
 
 import base64
 import json
+import logging
 import os
 import secrets
 import time
@@ -27,6 +28,8 @@ ALGORITHM = "ES256"
 # Headers that would let a token name its own verification key: never honoured.
 FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "crit"})
 _STAMP = "%Y%m%dT%H%M%SZ"
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidToken(Exception):
@@ -99,6 +102,7 @@ class KeyRing:
         self._checked_at = 0.0
         self._jwks_kids: tuple[str, ...] | None = None
         self._jwks_json = b""
+        self._jwks_valid_until: datetime | None = None
 
     # -- files ---------------------------------------------------------------
 
@@ -109,13 +113,32 @@ class KeyRing:
             return None
 
     def load(self) -> None:
+        """Read the folder. A file that is not a key of ours is skipped with a warning.
+
+        Skipping rather than failing keeps a stray `backup.pem` or a damaged file from
+        turning every signed request into an error. A reload that finds no key at all keeps
+        the keys already in memory, so a folder briefly unmounted does not stop signing.
+        """
         paths = sorted(self.keys_dir.glob("*.pem")) if self.keys_dir.is_dir() else []
-        keys = [SigningKey.load(path) for path in paths]
+        keys = []
+        for path in paths:
+            try:
+                keys.append(SigningKey.load(path))
+            except Exception as exc:  # any fault of one file: unreadable, misnamed, not P-256
+                # The reason names the file and the kind of fault, never key material.
+                logger.warning(
+                    "signing key file skipped",
+                    extra={"file": path.name, "reason": type(exc).__name__},
+                )
         keys.sort(key=lambda key: key.created_at)
+        if not keys and self._keys:
+            logger.error("no readable signing key in %s; keeping the loaded keys", self.keys_dir)
+            keys = self._keys
         self._keys = keys
         self._by_kid = {key.kid: key for key in keys}
         self._seen_mtime = self._dir_mtime()
         self._checked_at = time.monotonic()
+        self._jwks_valid_until = None
 
     def _refresh(self) -> None:
         if time.monotonic() - self._checked_at < self.RELOAD_INTERVAL:
@@ -139,9 +162,15 @@ class KeyRing:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written under a name the ring ignores, then renamed: a process reloading the folder
+        # meanwhile never reads half a key.
+        partial = path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
         self.load()
         return self._by_kid[kid]
 
@@ -206,12 +235,25 @@ class KeyRing:
         return {"keys": [key.public_jwk for key in reversed(self._keys) if self._is_published(key)]}
 
     def jwks_json(self) -> bytes:
-        """The JWKS document serialised, re-encoded only when the published keys change."""
-        document = self.jwks()
-        kids = tuple(key["kid"] for key in document["keys"])
-        if kids != self._jwks_kids:
-            self._jwks_json = json.dumps(document, separators=(",", ":")).encode()
-            self._jwks_kids = kids
+        """The JWKS document serialised; re-encoded only when the published keys change.
+
+        The document changes only when the folder does or when a retired key's overlap ends,
+        so between those moments the bytes are served as they are.
+        """
+        self._refresh()
+        now = utcnow()
+        if self._jwks_valid_until is None or now >= self._jwks_valid_until:
+            document = self.jwks()
+            kids = tuple(key["kid"] for key in document["keys"])
+            if kids != self._jwks_kids:
+                self._jwks_json = json.dumps(document, separators=(",", ":")).encode()
+                self._jwks_kids = kids
+            ends = [
+                retired + self.overlap
+                for key in self._keys
+                if (retired := self._retired_at(key)) is not None and now < retired + self.overlap
+            ]
+            self._jwks_valid_until = min(ends, default=now + timedelta(days=1))
         return self._jwks_json
 
     # -- tokens --------------------------------------------------------------

@@ -6,9 +6,12 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import clock
+from app.contracts.models import Contract
+from app.core.clock import clock, utcnow
 from app.core.config import Settings, UnsafeProductionSettings
 from app.core.db import Database
 from app.core.permissions import Role
@@ -41,6 +44,16 @@ async def test_jwks_holds_public_keys_only_with_a_short_cache_lifetime(
     assert keys[0]["kid"] == state.keys.signer.kid
 
 
+async def pbx_admin_with_contract(
+    session: AsyncSession, state: AppState
+) -> tuple[Contract, dict[str, str]]:
+    """A contract of a new customer, and the bearer header of its PBX administrator."""
+    customer = await create_customer(session)
+    user = await create_user(session, state, customer, role=Role.PBX_ADMIN)
+    contract = await create_contract(session, customer)
+    return contract, await auth_headers(session, state, user)
+
+
 @pytest.fixture
 def rotating_app(settings: Settings, database: Database, tmp_path: Path):  # type: ignore[no-untyped-def]
     """An app with a key folder of its own, so rotating does not disturb other tests."""
@@ -52,10 +65,7 @@ async def test_rotation_keeps_old_tokens_verifiable_until_the_overlap_ends(
     rotating_app, session: AsyncSession
 ) -> None:  # type: ignore[no-untyped-def]
     state: AppState = rotating_app.state.eservice
-    customer = await create_customer(session)
-    user = await create_user(session, state, customer, role=Role.PBX_ADMIN)
-    contract = await create_contract(session, customer)
-    headers = await auth_headers(session, state, user)
+    contract, headers = await pbx_admin_with_contract(session, state)
     transport = httpx.ASGITransport(app=rotating_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
 
@@ -84,8 +94,10 @@ async def test_rotation_keeps_old_tokens_verifiable_until_the_overlap_ends(
         # The access token signed by the old key still works too.
         assert (await client.get("/api/v1/contracts", headers=headers)).status_code == 200
 
+        # The old key is retired when the new one was made; it stays published for the overlap.
+        retired_at = new_key.created_at
         overlap = state.keys.overlap
-        clock.advance(overlap - timedelta(seconds=1))
+        clock.advance(retired_at + overlap - timedelta(seconds=1) - utcnow())
         kids = [key["kid"] for key in (await fetch_jwks(client))["keys"]]
         assert kids == [new_key.kid, old_kid]
 
@@ -101,6 +113,74 @@ async def test_rotation_keeps_old_tokens_verifiable_until_the_overlap_ends(
             newest.kid,
             new_key.kid,
         }
+
+
+async def test_rotation_by_another_process_is_picked_up_by_the_running_service(
+    rotating_app, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    state: AppState = rotating_app.state.eservice
+    # The service looks at its key folder at most every RELOAD_INTERVAL seconds.
+    monkeypatch.setattr(state.keys, "RELOAD_INTERVAL", 0.0)
+    contract, headers = await pbx_admin_with_contract(session, state)
+    transport = httpx.ASGITransport(app=rotating_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        old_kid = state.keys.signer.kid
+        # What `eservice keys rotate` does: its own ring over the same folder.
+        operator_ring = KeyRing(state.keys.keys_dir, state.keys.overlap)
+        new_key, _ = operator_ring.rotate()
+
+        kids = [key["kid"] for key in (await fetch_jwks(client))["keys"]]
+        assert kids == [new_key.kid, old_kid]
+        response = await client.post(
+            f"/api/v1/contracts/{contract.id}/pbx-sessions", headers=headers
+        )
+        assert response.status_code == 201
+        token = token_from_url(response.json()["redirect_url"])
+        assert jwt.get_unverified_header(token)["kid"] == new_key.kid
+        # The access token signed before the rotation still works.
+        assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+
+
+async def test_stray_and_damaged_key_files_are_skipped(
+    rotating_app, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    state: AppState = rotating_app.state.eservice
+    monkeypatch.setattr(state.keys, "RELOAD_INTERVAL", 0.0)
+    contract, headers = await pbx_admin_with_contract(session, state)
+    good_kid = state.keys.signer.kid
+    folder = state.keys.keys_dir
+    (folder / "backup.pem").write_text("not a key")
+    (folder / "20991231T235959Z-damaged.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\n")
+    (folder / "20991231T235958Z-rsa.pem").write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    transport = httpx.ASGITransport(app=rotating_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        jwks = await fetch_jwks(client)
+        assert [key["kid"] for key in jwks["keys"]] == [good_kid]
+        response = await client.post(
+            f"/api/v1/contracts/{contract.id}/pbx-sessions", headers=headers
+        )
+        assert response.status_code == 201
+        verify_with_jwks(
+            token_from_url(response.json()["redirect_url"]),
+            jwks,
+            audience=AUDIENCE,
+            issuer=ISSUER,
+        )
+
+
+def test_a_folder_that_empties_keeps_the_loaded_keys(tmp_path: Path) -> None:
+    ring = KeyRing(tmp_path / "keys", timedelta(minutes=10))
+    key = ring.generate()
+    key.path.unlink()
+    ring.load()
+    assert ring.signer.kid == key.kid
+    assert not list((tmp_path / "keys").glob("*.partial"))
 
 
 def test_two_keys_made_in_one_second_keep_their_order(tmp_path: Path) -> None:
