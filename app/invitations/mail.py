@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.invitations.tokens import void_tokens
 from app.outbox.models import OutboxMessage
 from app.outbox.service import enqueue_email, withdraw_unsent
 from app.users.models import UserAccount
@@ -51,6 +52,16 @@ async def enqueue_password_changed_mail(
 
 
 PASSWORD_MAIL_KINDS = ("invitation", "password_reset")
+
+
+async def void_links(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """Kill every open password link of the user and withdraw the mails still to carry one.
+
+    For a disabled or deleted account, or one whose password was just set: a mail that
+    went out afterwards would only hand over a dead link.
+    """
+    await void_tokens(session, user_id, now)
+    await withdraw_unsent(session, user_id, PASSWORD_MAIL_KINDS)
 
 
 async def enqueue_password_mail(

@@ -18,7 +18,7 @@ from app.core.clock import utcnow
 from app.core.permissions import Role
 from app.core.state import AppState
 from app.invitations.errors import PasswordMismatch, TokenInvalid
-from app.invitations.mail import enqueue_password_changed_mail
+from app.invitations.mail import enqueue_password_changed_mail, void_links
 from app.invitations.models import PasswordToken, TokenPurpose
 from app.invitations.repository import (
     activate_pending_customer,
@@ -27,7 +27,7 @@ from app.invitations.repository import (
     mark_invitation_accepted,
 )
 from app.invitations.service import send_invitation, send_reset_link
-from app.invitations.tokens import consume_token, find_usable_token, void_tokens
+from app.invitations.tokens import consume_token, find_usable_token
 from app.users.models import UserAccount
 from app.users.status import StatusEvent, UserStatus, apply_event
 
@@ -119,7 +119,7 @@ async def set_password_with_token(
     user.password_hash = password_hash
     user.password_set_at = now
     user.end_sessions(now)
-    await void_tokens(session, user.id, now)
+    await void_links(session, user.id, now)
     # Whoever set the password knows it now: earlier failed logins no longer count.
     await clear_login_failures(session, user.login_key)
     await session.flush()

@@ -12,8 +12,8 @@ from app.auth.ratelimit import enforce_limit
 from app.auth.throttle import clear_login_failures
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.invitations.mail import void_links
 from app.invitations.service import send_invitation
-from app.invitations.tokens import void_tokens
 from app.users import repository
 from app.users.repository import UserRow
 from app.users.service import (
@@ -37,7 +37,7 @@ async def disable_user(
     now = utcnow()
     transition = apply_event(user, StatusEvent.DISABLE, now)
     user.end_sessions(now)
-    await void_tokens(session, user.id, now)
+    await void_links(session, user.id, now)
     await session.flush()
     await ctx.record(
         session, "user.disabled", user, **{"from": transition.before, "to": transition.after}

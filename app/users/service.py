@@ -16,6 +16,7 @@ from app.core.config import Settings
 from app.core.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
 from app.core.permissions import Role
 from app.customers.models import EServiceState
+from app.invitations.mail import void_links
 from app.invitations.service import send_invitation
 from app.users import repository
 from app.users.errors import LastAdmin, PendingCustomer, SelfChange
@@ -207,4 +208,5 @@ async def delete_user(
     ensure_not_self(ctx, user, "delete")
     await ensure_not_last_admin(session, user)
     await ctx.record(session, "user.deleted", user, login=user.login, status=user.status)
+    await void_links(session, user.id, utcnow())
     await repository.delete_user(session, user)

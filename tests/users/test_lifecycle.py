@@ -264,6 +264,29 @@ async def test_resend_voids_the_old_link(
     assert (await find_usable_token(session, live_token)) is not None
 
 
+@pytest.mark.parametrize("ending", ["disable", "delete"])
+async def test_disabling_or_deleting_withdraws_the_unsent_invitation(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState, ending: str
+) -> None:
+    tenant = await make_tenant(session, state)
+    created = await client.post("/api/v1/users", json=new_user_body(), headers=tenant.headers)
+    user_id = created.json()["id"]
+    [mail] = await queued_mails(session, user_id, "invitation")
+    mail_id = mail.id
+    if ending == "disable":
+        response = await client.post(f"/api/v1/users/{user_id}/disable", headers=tenant.headers)
+        assert response.status_code == 200
+    else:
+        response = await client.delete(f"/api/v1/users/{user_id}", headers=tenant.headers)
+        assert response.status_code == 204
+    left = await session.execute(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.id == mail_id)
+        .execution_options(populate_existing=True)
+    )
+    assert left.scalar_one_or_none() is None
+
+
 async def test_resend_rate_limits(
     client: httpx.AsyncClient, session: AsyncSession, state: AppState
 ) -> None:
