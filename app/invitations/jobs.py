@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import record_event
 from app.core.clock import utcnow
 from app.core.state import AppState
 from app.invitations.repository import claim_due_scheduled_users
@@ -25,7 +26,15 @@ async def send_due_invitations(session: AsyncSession, state: AppState, now: date
     """
     sent = 0
     for user in await claim_due_scheduled_users(session, now, limit=BATCH_SIZE):
-        apply_event(user, StatusEvent.SEND_SCHEDULED_INVITATION, now)
+        transition = apply_event(user, StatusEvent.SEND_SCHEDULED_INVITATION, now)
+        await record_event(
+            session,
+            "user.invitation_due",
+            customer_id=user.customer_id,
+            target_type="user",
+            target_id=user.id,
+            details={"from": transition.before, "to": transition.after},
+        )
         await send_invitation(session, state.settings, user)
         sent += 1
     await session.flush()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.core.clock import clock, utcnow
 from app.invitations.jobs import run_invitation_scheduler, send_due_invitations
 from app.invitations.models import Invitation
@@ -43,6 +44,15 @@ async def test_sent_when_due_and_not_before(client, session, state):
     assert invitation is not None
     assert invitation.scheduled_for is None
     assert invitation.sent_count == 1
+    [due] = (
+        await session.execute(
+            select(AuditEvent).where(
+                AuditEvent.action == "user.invitation_due", AuditEvent.target_id == str(user.id)
+            )
+        )
+    ).scalars()
+    assert due.details == {"from": "scheduled", "to": "invited"}
+    assert due.actor_id is None
     [mail] = await queued_mails(session, user.id, "invitation")
     inspect = await client.post("/api/v1/password-tokens/inspect", json={"token": token_in(mail)})
     assert inspect.status_code == 200
