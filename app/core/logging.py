@@ -3,6 +3,7 @@
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +11,24 @@ from typing import Any
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
+# The id of the request being served, set by the edge middleware: every line logged while
+# serving it names it, whichever module logs.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps the current request's id on each record as it is emitted, unless it has one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            request_id = current_request_id.get()
+            if request_id is not None:
+                record.request_id = request_id
+        return True
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, and any `extra` fields."""
+    """One JSON object a line: time, level, logger, message, request id, `extra` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -34,6 +51,7 @@ PARAMETER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.po
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

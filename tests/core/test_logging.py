@@ -11,22 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.logging import JsonFormatter, configure_logging
+from app.core.logging import JsonFormatter, RequestIdFilter, configure_logging
 from app.core.permissions import Role
 from app.core.state import AppState
 from app.invitations.models import TokenPurpose
 from app.invitations.tokens import issue_token
 from app.main import create_app
+from app.users.status import UserStatus
 from tests.factories import PASSWORD, auth_headers, create_customer, create_user
 
 NEW_PASSWORD = "a brand new passphrase for logging 7"
-
-
-def route_exists(app: FastAPI, method: str, path: str) -> bool:
-    return any(
-        getattr(route, "path", None) == path and method in (getattr(route, "methods", None) or ())
-        for route in app.routes
-    )
+OTHER_PASSWORD = "yet another passphrase for the log 8"
 
 
 @pytest.fixture
@@ -75,6 +70,30 @@ async def test_request_log_line_is_json_with_request_id(
     assert "should-not-appear" not in json.dumps(entries)
 
 
+async def test_lines_logged_while_serving_a_request_name_its_id(
+    logging_app: FastAPI, logged_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    @logging_app.get("/api/v1/test-log")
+    async def log_something() -> None:
+        logging.getLogger("app.test").warning("something worth knowing")
+
+    caplog.handler.addFilter(RequestIdFilter())
+    with caplog.at_level(logging.INFO):
+        first = await logged_client.get("/api/v1/test-log", headers={"x-request-id": "req-7"})
+        second = await logged_client.get("/api/v1/test-log")
+    assert (first.status_code, second.status_code) == (200, 200)
+    logged = [
+        json.loads(line) for line in json_lines(caplog) if json.loads(line)["logger"] == "app.test"
+    ]
+    assert [entry["request_id"] for entry in logged] == [
+        "req-7",
+        second.headers["x-request-id"],
+    ]
+    outside = logging.LogRecord("app.test", logging.INFO, __file__, 1, "idle", None, None)
+    RequestIdFilter().filter(outside)
+    assert not hasattr(outside, "request_id")
+
+
 async def test_no_secret_reaches_any_log_line(
     logged_client: httpx.AsyncClient,
     logging_app: FastAPI,
@@ -85,51 +104,68 @@ async def test_no_secret_reaches_any_log_line(
     """Drive every credential-carrying flow this build has; scan every record at DEBUG."""
     customer = await create_customer(session)
     admin = await create_user(session, state, customer, role=Role.CUSTOMER_PORTAL_ADMIN)
-    invited = await create_user(session, state, customer, password=None)
+    invited = await create_user(session, state, customer, status=UserStatus.INVITED, password=None)
     setup_token, _ = await issue_token(
         session, invited.id, TokenPurpose.INVITATION, state.settings.invitation_ttl
     )
     headers = await auth_headers(session, state, admin)
-    secrets = {PASSWORD, NEW_PASSWORD, setup_token, headers["Authorization"].split()[1]}
-    flows = 0
+    secrets = {
+        PASSWORD,
+        NEW_PASSWORD,
+        OTHER_PASSWORD,
+        setup_token,
+        headers["Authorization"].split()[1],
+    }
 
     with caplog.at_level(logging.DEBUG):
         await logged_client.get("/api/v1/test-crash", headers=headers)
-        await logged_client.get("/api/v1/me", headers=headers)
-        if route_exists(logging_app, "POST", "/api/v1/auth/login"):
-            flows += 1
-            login = await logged_client.post(
-                "/api/v1/auth/login", json={"login": admin.login, "password": PASSWORD}
-            )
-            await logged_client.post(
-                "/api/v1/auth/login", json={"login": admin.login, "password": "wrong " + PASSWORD}
-            )
-            if login.status_code == 200:
-                tokens = login.json()
-                secrets |= {tokens["access_token"], tokens["refresh_token"]}
-                refreshed = await logged_client.post(
-                    "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
-                )
-                if refreshed.status_code == 200:
-                    secrets |= {
-                        refreshed.json()["access_token"],
-                        refreshed.json()["refresh_token"],
-                    }
-        if route_exists(logging_app, "POST", "/api/v1/password-setup"):
-            flows += 1
-            await logged_client.post("/api/v1/password-tokens/inspect", json={"token": setup_token})
-            await logged_client.post(
-                "/api/v1/password-setup",
-                json={
-                    "token": setup_token,
-                    "password": NEW_PASSWORD,
-                    "password_confirmation": NEW_PASSWORD,
-                },
-            )
+        assert (await logged_client.get("/api/v1/me", headers=headers)).status_code == 200
+        login = await logged_client.post(
+            "/api/v1/auth/login", json={"login": admin.login, "password": PASSWORD}
+        )
+        assert login.status_code == 200
+        wrong = await logged_client.post(
+            "/api/v1/auth/login", json={"login": admin.login, "password": "wrong " + PASSWORD}
+        )
+        assert wrong.status_code == 401
+        tokens = login.json()
+        secrets |= {tokens["access_token"], tokens["refresh_token"]}
+        refreshed = await logged_client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        assert refreshed.status_code == 200
+        secrets |= {refreshed.json()["access_token"], refreshed.json()["refresh_token"]}
+        fresh = {"Authorization": f"Bearer {refreshed.json()['access_token']}"}
+        inspected = await logged_client.post(
+            "/api/v1/password-tokens/inspect", json={"token": setup_token}
+        )
+        assert inspected.status_code == 200
+        setup = await logged_client.post(
+            "/api/v1/password-setup",
+            json={
+                "token": setup_token,
+                "password": NEW_PASSWORD,
+                "password_confirmation": NEW_PASSWORD,
+            },
+        )
+        assert setup.status_code == 200, setup.text
+        renamed = await logged_client.patch(
+            "/api/v1/me",
+            json={"email": "new.address@example.com", "current_password": PASSWORD},
+            headers=fresh,
+        )
+        assert renamed.status_code == 200, renamed.text
+        changed = await logged_client.post(
+            "/api/v1/me/password",
+            json={"current_password": PASSWORD, "new_password": OTHER_PASSWORD},
+            headers=fresh,
+        )
+        assert changed.status_code == 204, changed.text
+        requests = 9
 
     lines = json_lines(caplog)
     assert any("unhandled error" in line for line in lines), "the crash was not logged"
-    assert sum('"logger": "app.access"' in line for line in lines) >= 2 + 2 * flows
+    assert sum('"logger": "app.access"' in line for line in lines) == requests
     for line in lines:
         for secret in secrets:
             assert secret not in line, f"a secret reached the log: {line[:200]}"
