@@ -6,11 +6,11 @@ from app.audit.router import router as audit_router
 from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
 from app.contracts.router import router as contracts_router
-from app.core.health import router as health_router
+from app.core.health import add_probe_routes
 from app.customers.router import router as customers_router
 from app.documents.router import router as documents_router
 from app.invitations.router import router as invitations_router
-from app.pbx.router import jwks_router
+from app.pbx.router import add_jwks_route
 from app.pbx.router import router as pbx_router
 from app.users.router import router as users_router
 
@@ -18,7 +18,10 @@ API_V1 = "/api/v1"
 
 
 def include_routers(app: FastAPI) -> None:
-    app.include_router(health_router)
+    # Routes are matched in this order. The probes and the JWKS, which machines poll most
+    # often, come first, and as routes of the app itself rather than of an included router.
+    add_probe_routes(app)
+    add_jwks_route(app)
     app.include_router(auth_router, prefix=API_V1)
     app.include_router(account_router, prefix=API_V1)
     app.include_router(invitations_router, prefix=API_V1)
@@ -26,6 +29,5 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(contracts_router, prefix=API_V1)
     app.include_router(pbx_router, prefix=API_V1)
     app.include_router(documents_router, prefix=API_V1)
-    app.include_router(jwks_router)
     app.include_router(users_router, prefix=API_V1)
     app.include_router(audit_router, prefix=API_V1)

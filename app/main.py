@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.api import include_routers
-from app.auth.sessions import authenticate
+from app.auth.cache import PrincipalCache
+from app.auth.listener import listen_for_account_changes
+from app.auth.sessions import CachedAuthenticator
 from app.auth.throttle import prune_throttles_periodically
 from app.core.config import Settings, get_settings
 from app.core.db import Database, create_engine
@@ -43,7 +45,10 @@ def create_app(
     settings.check_production_safety()
     owns_database = database is None
     database = database or Database(create_engine(settings))
-    state = build_state(settings, database, authenticator=authenticate)
+    # On SQLite (one API process) every change of a session reaches the cache in-process; on
+    # PostgreSQL the cache only answers while it hears of every other process's changes.
+    cache = PrincipalCache(active=settings.auth_cache and settings.is_sqlite)
+    state = build_state(settings, database, authenticator=CachedAuthenticator(cache))
     state.keys.ensure_key(may_generate=settings.environment != "production")
     run_jobs = settings.run_dispatcher if run_background is None else run_background
 
@@ -52,6 +57,8 @@ def create_app(
         tasks: list[asyncio.Task[None]] = (
             [asyncio.create_task(job(state)) for job in background_jobs()] if run_jobs else []
         )
+        if settings.auth_cache and not settings.is_sqlite:
+            tasks.append(asyncio.create_task(listen_for_account_changes(state, cache)))
         try:
             yield
         finally:
@@ -69,10 +76,17 @@ def create_app(
         summary="Customer portal of a telecom provider: users, invitations, cloud PBX hand-off.",
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": False},
+        # The documentation routes are added after the API's (below), so that routing, which
+        # tries routes in order, reaches the probes and the API first.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.eservice = state
     install_error_handlers(app)
     include_routers(app)
+    app.openapi_url, app.docs_url, app.redoc_url = "/openapi.json", "/docs", "/redoc"
+    app.setup()
     install_problem_documentation(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -172,11 +172,10 @@ def test_identities_are_real_sessions(
     async def principals(database: Database) -> dict[str, int]:
         state = build_state(fuzz_settings, database, authenticator=authenticate)
         found: dict[str, int] = {}
-        async with database.sessionmaker() as session:
-            for name, headers in identities.items():
-                if headers:
-                    token = headers["Authorization"].removeprefix("Bearer ")
-                    found[name] = (await state.authenticate(session, token)).user.id
+        for name, headers in identities.items():
+            if headers:
+                token = headers["Authorization"].removeprefix("Bearer ")
+                found[name] = (await state.authenticate(token)).user.id
         return found
 
     assert _run_with_own_engine(fuzz_settings, principals) == seeded

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import CurrentPasswordInvalid, CurrentPasswordRequired
+from app.auth.repository import own_account
 from app.auth.schemas import ProfileUpdate
 from app.auth.service import guard_password_check, note_failed_password, record_own_event
 from app.auth.sessions import confirm_session
@@ -57,7 +58,7 @@ async def update_profile(
     client_ip: str | None,
 ) -> UserAccount:
     """Apply the given fields; login ID and e-mail only after the current password."""
-    user = principal.user
+    user = await own_account(session, principal)
     data: dict[str, Any] = changes.model_dump(exclude_unset=True, exclude={"current_password"})
     changed = {name: value for name, value in data.items() if getattr(user, name) != value}
     if any(name in changed for name in SENSITIVE_FIELDS):
@@ -99,7 +100,7 @@ async def change_password(
     client_ip: str | None,
 ) -> None:
     """Set a new password; every other session of the account ends, this one stays."""
-    user, settings = principal.user, state.settings
+    user, settings = await own_account(session, principal), state.settings
     # The policy first: a 129-character password is refused before any hashing.
     user.check_new_password(new_password, brand=settings.brand_name, field="new_password")
     await confirm_current_password(state, session, user, current_password, client_ip)

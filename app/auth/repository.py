@@ -6,6 +6,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.auth.cache import CHANGED_USER
+from app.core.auth import Principal
+from app.core.errors import Unauthenticated
 from app.users.models import UserAccount
 
 
@@ -13,6 +16,14 @@ async def find_user_by_login_key(session: AsyncSession, login_key: str) -> UserA
     return (
         await session.execute(select(UserAccount).where(UserAccount.login_key == login_key))
     ).scalar_one_or_none()
+
+
+async def own_account(session: AsyncSession, principal: Principal) -> UserAccount:
+    """The signed-in user's row, for a request that changes his own account."""
+    user = await session.get(UserAccount, principal.user_id)
+    if user is None:
+        raise Unauthenticated("The session has ended.")
+    return user
 
 
 async def record_login(
@@ -30,7 +41,7 @@ async def record_login(
         update(UserAccount)
         .where(UserAccount.id == user.id)
         .values(**values)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, **{CHANGED_USER: user.id})
     )
     set_committed_value(user, "last_login_at", now)
     if new_hash is not None:

@@ -15,7 +15,7 @@ from app.core.clock import utcnow
 from app.core.errors import RateLimited
 from app.core.state import AppState
 from app.invitations.service import send_reset_link
-from app.users.models import UserAccount
+from app.users.models import Account, UserAccount
 from app.users.status import StatusEvent, UserStatus, allowed, apply_event
 
 # Whoever types a wrong password is not known to be the account's owner.
@@ -25,7 +25,7 @@ UNKNOWN_ACTOR = Actor(None, None)
 async def record_own_event(
     session: AsyncSession,
     action: str,
-    user: UserAccount,
+    user: UserAccount | Account,
     *,
     client_ip: str | None,
     details: dict[str, Any] | None = None,
@@ -136,10 +136,18 @@ async def log_in(
     """
     now = utcnow()
     login_key = UserAccount.key_for(login)
-    await guard_password_check(state, session, login_key=login_key, client_ip=client_ip, now=now)
-    user = await find_user_by_login_key(session, login_key)
+    # The reads before the hash run in a short session of their own: no connection (on SQLite
+    # the only one) is held while the password is hashed, so other requests go on meanwhile.
+    async with state.database.sessionmaker() as read:
+        await guard_password_check(state, read, login_key=login_key, client_ip=client_ip, now=now)
+        found = await find_user_by_login_key(read, login_key)
+        user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
     # Without an account (or a password) the hasher checks a dummy hash: same time.
-    matches, new_hash = await state.hasher.verify(password, user.password_hash if user else None)
+    matches, new_hash = await state.hasher.verify(password, stored_hash)
+    # Read again in the request's unit of work: the account may have changed meanwhile.
+    user = await session.get(UserAccount, user_id) if user_id is not None else None
+    if user is not None and user.password_hash != stored_hash:
+        matches, new_hash = False, None  # the password changed while it was being checked
     if user is not None and matches and may_log_in(user, now):
         await clear_login_failures(session, login_key)
         await record_login(session, user, now, new_hash)

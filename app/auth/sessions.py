@@ -3,11 +3,13 @@
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_event
+from app.auth.cache import CachedSession, PrincipalCache
 from app.auth.models import AuthSession
 from app.core.auth import Principal
 from app.core.clock import utcnow
@@ -15,7 +17,7 @@ from app.core.errors import Unauthenticated
 from app.core.security import hash_token, new_token
 from app.core.signing import InvalidToken
 from app.core.state import AppState
-from app.users.models import UserAccount
+from app.users.models import Account, UserAccount
 from app.users.status import UserStatus
 
 SESSION_ID_LENGTH = 32
@@ -89,46 +91,95 @@ async def start_session(
     )
 
 
-async def authenticate(state: AppState, session: AsyncSession, access_token: str) -> Principal:
+async def authenticate(
+    state: AppState, access_token: str, cache: PrincipalCache | None = None
+) -> Principal:
     """The principal of a genuine access token whose session is alive and account may log in.
 
     One query reads the session and the account together, so logout, disable, lock and a
-    password change act on the very next request.
+    password change act on the very next request. With a `cache`, a session checked before
+    and unchanged since is answered from memory (see app/auth/cache.py). The query runs in a
+    short read of its own, not in the request's unit of work, so that a request answered
+    from the cache opens no database session at all.
     """
-    settings = state.settings
-    try:
-        claims = state.keys.verify(
-            access_token, audience=settings.api_audience, issuer=settings.jwt_issuer
-        )
-    except InvalidToken as exc:
-        raise Unauthenticated("The access token is not valid.") from exc
-    session_id, subject = claims.get("sid"), claims.get("sub")
-    if not isinstance(session_id, str) or not isinstance(subject, str):
-        raise Unauthenticated("The access token is not valid.")
-    # isascii(): "²".isdigit() is true, but int("²") fails.
-    if not (subject.isascii() and subject.isdigit()) or len(subject) > 18:
-        raise Unauthenticated("The access token is not valid.")
+    claims = _verified_claims(state, access_token, cache)
+    session_id, subject = claims["sid"], int(claims["sub"])
     now = utcnow()
-    user = (
+    entry = cache.session(session_id) if cache is not None else None
+    if entry is None:
+        generation = cache.generation if cache is not None else 0
+        async with state.database.sessionmaker() as session:
+            entry = await _read_session(session, session_id)
+        if entry is None:
+            raise Unauthenticated("The session has ended.")
+        if cache is not None:
+            cache.remember_session(session_id, entry, generation)
+    if (
+        entry.account.id != subject
+        or entry.expires_at <= now
+        or entry.idle_expires_at <= now
+        or not may_log_in(entry.account, now)
+    ):
+        raise Unauthenticated("The session has ended.")
+    return Principal(user=entry.account, session_id=session_id)
+
+
+async def _read_session(session: AsyncSession, session_id: str) -> CachedSession | None:
+    """The account of a session that is not revoked and not ended by its account, if any."""
+    found = (
         await session.execute(
-            select(UserAccount)
+            select(UserAccount, AuthSession.expires_at, AuthSession.idle_expires_at)
             .join(AuthSession, AuthSession.user_id == UserAccount.id)
             .where(
                 AuthSession.id == session_id,
-                AuthSession.user_id == int(subject),
                 AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-                AuthSession.idle_expires_at > now,
                 or_(
                     UserAccount.sessions_valid_from.is_(None),
                     AuthSession.authenticated_at >= UserAccount.sessions_valid_from,
                 ),
             )
         )
-    ).scalar_one_or_none()
-    if user is None or not may_log_in(user, now):
-        raise Unauthenticated("The session has ended.")
-    return Principal(user=user, session_id=session_id)
+    ).one_or_none()
+    if found is None:
+        return None
+    user, expires_at, idle_expires_at = found
+    return CachedSession(Account.of(user), expires_at, idle_expires_at)
+
+
+def _verified_claims(
+    state: AppState, access_token: str, cache: PrincipalCache | None
+) -> dict[str, Any]:
+    """The claims of a genuine, unexpired access token of ours, with `sid` and a numeric `sub`."""
+    settings = state.settings
+    claims = cache.claims(access_token) if cache is not None else None
+    if claims is None:
+        try:
+            claims = state.keys.verify(
+                access_token, audience=settings.api_audience, issuer=settings.jwt_issuer
+            )
+        except InvalidToken as exc:
+            raise Unauthenticated("The access token is not valid.") from exc
+        session_id, subject = claims.get("sid"), claims.get("sub")
+        if not isinstance(session_id, str) or not isinstance(subject, str):
+            raise Unauthenticated("The access token is not valid.")
+        # isascii(): "²".isdigit() is true, but int("²") fails.
+        if not (subject.isascii() and subject.isdigit()) or len(subject) > 18:
+            raise Unauthenticated("The access token is not valid.")
+        if cache is not None:
+            cache.remember_claims(access_token, claims)
+    elif utcnow().timestamp() > claims["exp"]:
+        raise Unauthenticated("The access token is not valid.")
+    return claims
+
+
+class CachedAuthenticator:
+    """`authenticate` with the process's cache of signed-in sessions."""
+
+    def __init__(self, cache: PrincipalCache) -> None:
+        self.cache = cache
+
+    async def __call__(self, state: AppState, access_token: str) -> Principal:
+        return await authenticate(state, access_token, self.cache)
 
 
 def session_still_valid(auth_session: AuthSession, user: UserAccount) -> bool:
@@ -138,7 +189,7 @@ def session_still_valid(auth_session: AuthSession, user: UserAccount) -> bool:
     )
 
 
-def may_log_in(user: UserAccount, now: datetime) -> bool:
+def may_log_in(user: UserAccount | Account, now: datetime) -> bool:
     """Only active accounts whose planned end has not passed may log in or stay logged in."""
     if user.status != UserStatus.ACTIVE:
         return False

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from app.core.db import DbSession
 from app.core.errors import Forbidden, Unauthenticated
 from app.core.permissions import Action, Role, is_allowed
 from app.core.state import AppState, get_state
 
 if TYPE_CHECKING:
-    from app.users.models import UserAccount
+    from app.users.models import Account
 
 # The OAuth2 password flow in the OpenAPI document, so Swagger UI's "Authorize" logs in.
 _bearer = OAuth2PasswordBearer(
@@ -28,9 +27,13 @@ _bearer = OAuth2PasswordBearer(
 
 @dataclass(frozen=True)
 class Principal:
-    """The signed-in user of this request, and the session its token belongs to."""
+    """The signed-in user of this request, and the session its token belongs to.
 
-    user: "UserAccount"
+    `user` is a read-only copy of the account (it may come from the cache of signed-in
+    sessions); a request that changes the account loads its row.
+    """
+
+    user: "Account"
     session_id: str
 
     @property
@@ -51,14 +54,13 @@ def client_ip(request: Request) -> str | None:
 
 
 async def current_principal(
-    session: DbSession,
     state: Annotated[AppState, Depends(get_state)],
     access_token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, if the token is genuine, its session alive and its account may log in."""
     if not access_token:
         raise Unauthenticated("A bearer access token is required.")
-    principal: Principal = await state.authenticate(session, access_token)
+    principal: Principal = await state.authenticate(access_token)
     return principal
 
 

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     pbx_audience: str = "cloud-pbx"
     jwt_issuer: str = "http://127.0.0.1:8000"
     api_audience: str = "eservice-api"
+    # The per-process cache of signed-in sessions (app/auth/cache.py).
+    auth_cache: bool = True
     keys_dir: Path = Path("var/keys")
     documents_dir: Path = Path("var/documents")
 

@@ -130,9 +130,14 @@ class Database:
             await self.bind.dispose()
 
 
-def get_database(request: Request) -> Database:
+def database_of(request: Request) -> Database:
     database: Database = request.app.state.eservice.database
     return database
+
+
+async def get_database(request: Request) -> Database:
+    """The app's database, as a dependency (async: FastAPI runs plain functions in a thread)."""
+    return database_of(request)
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -143,7 +148,7 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     """
     from app.core.errors import AppError
 
-    async with get_database(request).sessionmaker() as session:
+    async with database_of(request).sessionmaker() as session:
         try:
             yield session
         except AppError as error:

@@ -3,9 +3,11 @@
 Pure ASGI rather than BaseHTTPMiddleware: it adds microseconds, not a task per request.
 """
 
+import itertools
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -14,42 +16,47 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import internal_error, problem_response
+from app.core.logging import current_request_id
 
 logger = logging.getLogger("app.access")
 
 MAX_BODY_BYTES = 64 * 1024
 _TOO_LARGE = f"Request bodies are limited to {MAX_BODY_BYTES // 1024} KiB."
-_SECURITY_HEADERS = [
+_SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
-]
+)
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class EdgeMiddleware:
-    """Request id, security headers, `Cache-Control: no-store` on API answers, 64 KiB bodies."""
+    """Request id, security headers, `Cache-Control: no-store` on API answers, 64 KiB bodies.
+
+    Every request passes here, so the hot path is kept to one scan of the request headers
+    and one list extension of the response headers.
+    """
 
     def __init__(self, app: ASGIApp, *, access_log: bool = False) -> None:
         self.app = app
         self.access_log = access_log
+        # Request ids need to be unique, not secret: a random prefix per process and a counter.
+        self._id_prefix = secrets.token_hex(4)
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        incoming_id, declared = _read_headers(scope["headers"])
+        request_id = incoming_id or f"{self._id_prefix}{next(self._id_counter):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
         # Everything under /api/ may carry tokens or personal data: never cache it.
+        extra_headers = [*_SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
         no_store = path.startswith("/api/")
-        started = time.perf_counter()
+        started = time.perf_counter() if self.access_log else 0.0
         status_holder: list[int] = []
-
-        declared = _content_length(scope)
-        if declared is not None and declared > MAX_BODY_BYTES:
-            await _too_large(scope, receive, send, request_id)
-            return
-
         received = 0
 
         async def limited_receive() -> Message:
@@ -65,14 +72,19 @@ class EdgeMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder.append(message["status"])
-                headers = list(message.get("headers", []))
-                headers.extend(_SECURITY_HEADERS)
-                headers.append((b"x-request-id", request_id.encode()))
+                headers = [*message.get("headers", ()), *extra_headers]
                 if no_store and not any(name == b"cache-control" for name, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
+                    headers.append(_NO_STORE)
                 message["headers"] = headers
             await send(message)
 
+        if declared is not None and declared > MAX_BODY_BYTES:
+            # Refused before the application reads a byte, with the headers of every answer.
+            too_large = problem_response(413, "payload_too_large", "Content Too Large", _TOO_LARGE)
+            await too_large(scope, receive, send_with_headers)
+            return
+
+        request_id_token = current_request_id.set(request_id)
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except Exception as exc:
@@ -83,6 +95,7 @@ class EdgeMiddleware:
             response = internal_error(exc, request_id, path)
             await response(scope, receive, send_with_headers)
         finally:
+            current_request_id.reset(request_id_token)
             if self.access_log:
                 logger.info(
                     "request",
@@ -96,30 +109,21 @@ class EdgeMiddleware:
                 )
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            text: str = value.decode("latin-1")
-            if 0 < len(text) <= 64 and all(c.isalnum() or c in "-_." for c in text):
-                return text
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
+def _read_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, int | None]:
+    """A well-formed incoming `X-Request-ID` and the declared `Content-Length`, in one pass."""
+    request_id: str | None = None
+    length: int | None = None
+    for name, value in headers:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
-
-
-async def _too_large(scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-    response = problem_response(413, "payload_too_large", "Content Too Large", _TOO_LARGE)
-    response.headers["x-request-id"] = request_id
-    response.headers["x-content-type-options"] = "nosniff"
-    await response(scope, receive, send)
+                length = None
+        elif name == b"x-request-id":
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 64 and all(c.isalnum() or c in "-_." for c in text):
+                request_id = text
+    return request_id, length
 
 
 class ProblemCORSMiddleware(CORSMiddleware):

@@ -5,7 +5,6 @@ import hashlib
 import hmac
 import secrets
 import unicodedata
-from functools import cached_property
 
 from passlib.context import CryptContext
 
@@ -34,6 +33,7 @@ class PasswordHasher:
         )
         self._concurrency = settings.hash_concurrency
         self._semaphore: asyncio.Semaphore | None = None
+        self._dummy: str | None = None
 
     @property
     def _slots(self) -> asyncio.Semaphore:
@@ -41,10 +41,12 @@ class PasswordHasher:
             self._semaphore = asyncio.Semaphore(self._concurrency)
         return self._semaphore
 
-    @cached_property
-    def _dummy_hash(self) -> str:
-        hashed: str = self._context.hash(secrets.token_urlsafe(16))
-        return hashed
+    async def _dummy_hash(self) -> str:
+        """A hash of a random password, made once, off the event loop like every other."""
+        if self._dummy is None:
+            hashed: str = await asyncio.to_thread(self._context.hash, secrets.token_urlsafe(16))
+            self._dummy = hashed
+        return self._dummy
 
     async def hash(self, password: str) -> str:
         async with self._slots:
@@ -60,7 +62,7 @@ class PasswordHasher:
         async with self._slots:
             if hashed is None:
                 await asyncio.to_thread(
-                    self._context.verify, normalize_password(password), self._dummy_hash
+                    self._context.verify, normalize_password(password), await self._dummy_hash()
                 )
                 return False, None
             ok, new_hash = await asyncio.to_thread(

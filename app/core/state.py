@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.db import Database
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 # Clock skew tolerated between this service and a PBX verifying its tokens.
 CLOCK_SKEW = timedelta(seconds=30)
 
-Authenticator = Callable[["AppState", AsyncSession, str], Awaitable["Principal"]]
+Authenticator = Callable[["AppState", str], Awaitable["Principal"]]
 
 
 @dataclass
@@ -32,10 +31,10 @@ class AppState:
     hasher: PasswordHasher
     authenticator: Authenticator | None = None
 
-    async def authenticate(self, session: AsyncSession, access_token: str) -> "Principal":
+    async def authenticate(self, access_token: str) -> "Principal":
         if self.authenticator is None:
             raise RuntimeError("create_app() sets the authenticator")
-        return await self.authenticator(self, session, access_token)
+        return await self.authenticator(self, access_token)
 
 
 def key_overlap(settings: Settings) -> timedelta:
@@ -53,6 +52,7 @@ def build_state(settings: Settings, database: Database, **extra: Any) -> AppStat
     )
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """The app's state, as a dependency (async: FastAPI runs plain functions in a thread)."""
     state: AppState = request.app.state.eservice
     return state

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.core.auth import PbxOpener, client_ip
@@ -13,7 +13,6 @@ from app.pbx import service
 from app.pbx.schemas import JwkSet, PbxSession
 
 router = APIRouter(tags=["pbx"])
-jwks_router = APIRouter(tags=["pbx"])
 
 ContractId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The contract's `id`")]
 NO_STORE = {"Cache-Control": "no-store"}
@@ -73,15 +72,23 @@ def jwks_max_age(state: AppState) -> int:
     return max(0, min(300, int(state.keys.overlap.total_seconds()) // 2))
 
 
-@jwks_router.get(
-    "/.well-known/jwks.json",
-    response_class=Response,
-    summary="The public keys that verify hand-off tokens (JWKS, RFC 7517)",
-    responses={200: {"model": JwkSet, "content": {"application/json": {}}}},
-)
-async def jwks(state: Annotated[AppState, Depends(get_state)]) -> Response:
+async def jwks(request: Request) -> Response:
+    # The app's state is read from the request rather than through a dependency: verifiers
+    # poll this document, and it needs nothing else.
+    state: AppState = request.app.state.eservice
     return Response(
         state.keys.jwks_json(),
         media_type="application/json",
         headers={"Cache-Control": f"public, max-age={jwks_max_age(state)}"},
     )
+
+
+def add_jwks_route(app: FastAPI) -> None:
+    """The JWKS as a route of the app itself: verifiers poll it, so it is matched first."""
+    app.get(
+        "/.well-known/jwks.json",
+        response_class=Response,
+        tags=["pbx"],
+        summary="The public keys that verify hand-off tokens (JWKS, RFC 7517)",
+        responses={200: {"model": JwkSet, "content": {"application/json": {}}}},
+    )(jwks)

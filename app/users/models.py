@@ -1,5 +1,6 @@
 """User accounts of the portal: one person of a customer, with one role and a status."""
 
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -92,3 +93,40 @@ class UserAccount(Base):
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A read-only copy of an account's row, as the request's principal carries it.
+
+    Requests that only need to know who is calling read this copy, which may come from the
+    process's cache of signed-in sessions; a request that changes the account loads the row.
+    """
+
+    id: int
+    customer_id: int
+    login: str
+    role: Role
+    status: UserStatus
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    mobile: str | None
+    language: Language
+    expires_at: datetime | None
+    last_login_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, user: UserAccount) -> "Account":
+        return cls(**{name: getattr(user, name) for name in ACCOUNT_FIELDS})
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+ACCOUNT_FIELDS = tuple(field.name for field in fields(Account))

@@ -35,7 +35,7 @@ _CHANGE = problem_responses(*_AUTH, 404, 409, 412, 422)
 _CHANGE_WITH_BODY = problem_responses(400, *_AUTH, 404, 409, 412, 422)
 
 
-def admin_context(principal: PortalAdmin, request: Request) -> AdminContext:
+async def admin_context(principal: PortalAdmin, request: Request) -> AdminContext:
     return AdminContext(principal=principal, client_ip=client_ip(request))
 
 

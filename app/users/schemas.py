@@ -9,7 +9,7 @@ from app.core.permissions import Role
 from app.invitations.models import Invitation
 from app.outbox.models import DeliveryState
 from app.users.fields import Email, LoginId, PersonName, PhoneNumber, UtcDatetime
-from app.users.models import Language, UserAccount
+from app.users.models import Account, Language, UserAccount
 from app.users.status import UserStatus
 
 
@@ -49,7 +49,7 @@ class UserOut(BaseModel):
     @classmethod
     def build(
         cls,
-        user: UserAccount,
+        user: UserAccount | Account,
         invitation: Invitation | None = None,
         delivery: DeliveryState | None = None,
     ) -> "UserOut":

@@ -1,5 +1,6 @@
 """Login: success, one answer for every failure, rehashing, audit events, the OAuth2 form."""
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -148,7 +149,7 @@ async def test_unknown_login_costs_a_hash_check(
     response = await log_in(client, "nobody.here")
 
     assert response.status_code == 401
-    assert checked == [state.hasher._dummy_hash]
+    assert checked == [await state.hasher._dummy_hash()]
     assert checked[0].startswith("$argon2id$")
 
 
@@ -231,3 +232,54 @@ async def test_odd_passwords_are_just_wrong(
     await create_user(session, state, await create_customer(session), login="odd")
     response = await log_in(client, "odd", password)
     assert response.status_code == 401
+
+
+@pytest.mark.committing
+async def test_no_database_connection_is_held_while_the_password_is_hashed(
+    app: FastAPI, client: httpx.AsyncClient, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login parked in its hash leaves the database to other requests (SQLite has one
+    connection per process)."""
+    async with state.database.sessionmaker.begin() as session:
+        customer = await create_customer(session)
+        user = await create_user(session, state, customer, login="hash.waiter")
+    hashing, release = asyncio.Event(), asyncio.Event()
+    verify = state.hasher.verify
+
+    async def slow_verify(password: str, hashed: str | None) -> tuple[bool, str | None]:
+        hashing.set()
+        await release.wait()
+        return await verify(password, hashed)
+
+    monkeypatch.setattr(state.hasher, "verify", slow_verify)
+    login = asyncio.create_task(log_in(client, user.login))
+    await asyncio.wait_for(hashing.wait(), 5)
+    # Meanwhile a request that needs the database is answered.
+    ready = await asyncio.wait_for(client.get("/readyz"), 5)
+    assert ready.status_code == 200
+    release.set()
+    response = await asyncio.wait_for(login, 5)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.committing
+async def test_a_password_changed_during_the_hash_does_not_let_the_old_one_in(
+    client: httpx.AsyncClient, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with state.database.sessionmaker.begin() as session:
+        customer = await create_customer(session)
+        user = await create_user(session, state, customer, login="hash.changed")
+    verify = state.hasher.verify
+
+    async def verify_then_change(password: str, hashed: str | None) -> tuple[bool, str | None]:
+        result = await verify(password, hashed)
+        async with state.database.sessionmaker.begin() as other:
+            account = await other.get(UserAccount, user.id)
+            assert account is not None
+            account.password_hash = await state.hasher.hash("an entirely new passphrase 42")
+        return result
+
+    monkeypatch.setattr(state.hasher, "verify", verify_then_change)
+    response = await log_in(client, user.login)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"

@@ -22,5 +22,5 @@ async def test_principal_from_session(session: AsyncSession, state: AppState) ->
     customer = await create_customer(session)
     user = await create_user(session, state, customer, role=Role.CUSTOMER_PORTAL_ADMIN)
     headers = await auth_headers(session, state, user)
-    principal = await state.authenticate(session, headers["Authorization"].split()[1])
+    principal = await state.authenticate(headers["Authorization"].split()[1])
     assert principal.user.id == user.id

@@ -179,7 +179,7 @@ async def test_reset_token_unlocks_ends_sessions_and_notifies(client, session, s
     assert user.status == UserStatus.ACTIVE
     assert user.sessions_valid_from is not None
     with pytest.raises(Unauthenticated):
-        await state.authenticate(session, old_session.access_token)
+        await state.authenticate(old_session.access_token)
     [notice] = await queued_mails(session, user.id, "password_changed")
     assert user.login in notice.body_text
 
