@@ -133,6 +133,14 @@ class Settings(BaseSettings):
             raise ValueError("session_idle_ttl must not exceed session_ttl")
         return self
 
+    @model_validator(mode="after")
+    def _audiences_differ(self) -> "Settings":
+        # Access tokens and hand-off tokens share the signing keys and differ by `aud` only:
+        # with one audience, an access token would pass as a hand-off token.
+        if self.pbx_audience == self.api_audience:
+            raise ValueError("pbx_audience must differ from api_audience")
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -100,6 +100,12 @@ def jwk_header_on_a_genuine_signature(state: AppState, claims: dict[str, Any]) -
     return jwt.encode(claims, signer.private, algorithm=ALGORITHM, headers=headers)
 
 
+def jku_header_on_a_genuine_signature(state: AppState, claims: dict[str, Any]) -> str:
+    signer = state.keys.signer
+    headers = {"kid": signer.kid, "jku": "https://evil.example/jwks.json"}
+    return jwt.encode(claims, signer.private, algorithm=ALGORITHM, headers=headers)
+
+
 def flipped_signature(state: AppState, claims: dict[str, Any]) -> str:
     token = state.keys.sign(claims)
     head, _, signature = token.rpartition(".")
@@ -147,6 +153,7 @@ async def test_the_genuine_token_is_accepted(
         embedded_jwk,
         jku_header,
         jwk_header_on_a_genuine_signature,
+        jku_header_on_a_genuine_signature,
         flipped_signature,
         other_session,
         other_user,

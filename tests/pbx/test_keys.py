@@ -229,6 +229,7 @@ def test_production_refuses_to_start_without_keys(tmp_path: Path, database_url: 
         ("pbx_ui_url", "ftp://pbx.example.com"),
         ("pbx_ui_url", "https://user:secret@pbx.example.com"),
         ("pbx_ui_url", "https://pbx.example.com/?next=https://evil.example"),
+        ("pbx_audience", "eservice-api"),
     ],
 )
 def test_settings_refuse_unsafe_handoff_values(field: str, value: object) -> None:
