@@ -1,5 +1,5 @@
 # e:service portal API. Build: docker build -t eservice .
-# Run:  docker run -p 8000:8000 --env-file .env -v eservice-keys:/app/var/keys eservice
+# Run:  docker run -p 8000:8000 --env-file .env -v eservice-var:/app/var eservice
 FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
