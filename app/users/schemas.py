@@ -69,24 +69,9 @@ class UserOut(BaseModel):
                 expires_at=invitation.expires_at,
                 expired=expired,
             )
-        return cls(
-            id=user.id,
-            login=user.login,
-            role=user.role,
-            status=user.status,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            email=user.email,
-            phone=user.phone,
-            mobile=user.mobile,
-            language=user.language,
-            expires_at=user.expires_at,
-            last_login_at=user.last_login_at,
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-            version=user.version,
-            invitation=invitation_out,
-        )
+        # Every field but the invitation block is the account's column of the same name.
+        columns = {name: getattr(user, name) for name in cls.model_fields if name != "invitation"}
+        return cls(**columns, invitation=invitation_out)
 
 
 class UserCreate(BaseModel):

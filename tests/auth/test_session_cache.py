@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.cache import CachedSession, PrincipalCache
 from app.auth.sessions import CachedAuthenticator
-from app.core.clock import utcnow
+from app.core.clock import clock, utcnow
 from app.core.config import Settings
 from app.core.db import Database, create_engine
 from app.core.state import AppState
@@ -118,8 +118,6 @@ async def test_logout_ends_the_cached_session_at_once(
 async def test_cached_sessions_still_end_on_time(
     client: httpx.AsyncClient, session: AsyncSession, state: AppState, cache: PrincipalCache
 ) -> None:
-    from app.core.clock import clock
-
     user = await create_user(session, state, await create_customer(session))
     user.expires_at = utcnow() + timedelta(minutes=5)
     await session.flush()
