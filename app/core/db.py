@@ -20,6 +20,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
 
 from app.core.config import Settings
+from app.core.sqlite_driver import inline_connector
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,6 +29,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# How long a SQLite statement waits for another process's write lock before it fails.
+SQLITE_BUSY_TIMEOUT = 10.0
 
 
 class Base(DeclarativeBase):
@@ -67,11 +72,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
+        # The connection comes with isolation_level None and without a busy timeout (see
+        # app/core/sqlite_driver.py).
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -91,12 +96,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """The engine for the configured database.
 
     SQLite admits one writer at a time, so one process shares one connection: requests
-    queue for it instead of failing with "database is locked".
+    queue for it instead of failing with "database is locked". Its statements run on the
+    event loop's thread (app/core/sqlite_driver.py).
     """
     if settings.is_sqlite:
         _ensure_sqlite_folder(settings.database_url)
+        url = make_url(settings.database_url)
+        connect_args = url.get_dialect()().create_connect_args(url)
         engine = create_async_engine(
-            settings.database_url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0
+            url,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
+            async_creator=inline_connector(connect_args, SQLITE_BUSY_TIMEOUT),
         )
         _configure_sqlite(engine)
         return engine
