@@ -9,14 +9,19 @@ nobody has touched for 24 hours.
 """
 
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Table, bindparam, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import LoginThrottle
 from app.core.clock import utcnow
 from app.core.errors import RateLimited
+
+_FORGET = delete(cast(Table, LoginThrottle.__table__)).where(
+    LoginThrottle.__table__.c.key == bindparam("key")
+)
 
 
 async def count_attempt(
@@ -82,4 +87,4 @@ async def attempts_in_window(
 
 async def forget(session: AsyncSession, key: str) -> None:
     """Drop the counter of `key` (e.g. after a successful login)."""
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+    await session.execute(_FORGET, {"key": key})

@@ -1,21 +1,60 @@
 """Queries of the auth feature on user accounts: look-up by login, login bookkeeping."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, Update, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.cache import CHANGED_USER
 from app.core.auth import Principal
+from app.core.db import UTCDateTime
 from app.core.errors import Unauthenticated
-from app.users.models import UserAccount
+from app.users.models import ACCOUNT_FIELDS, Account, UserAccount
+from app.users.status import UserStatus
+
+# The statements of a login are built once: building and keying a statement costs more CPU
+# than SQLite takes to run it. They are Core statements on the table (no ORM entities).
+_USERS = cast(Table, UserAccount.__table__)
+_FIND_STORED_PASSWORD = select(_USERS.c.id, _USERS.c.password_hash).where(
+    _USERS.c.login_key == bindparam("login_key")
+)
+_NOW = bindparam("now", type_=UTCDateTime())
 
 
-async def find_user_by_login_key(session: AsyncSession, login_key: str) -> UserAccount | None:
+def _record_login_statement(*, new_hash: bool) -> Update:
+    # `updated_at` is set to itself, or its onupdate default would move it.
+    values: dict[str, object] = {"last_login_at": _NOW, "updated_at": _USERS.c.updated_at}
+    if new_hash:
+        values["password_hash"] = bindparam("new_hash")
     return (
-        await session.execute(select(UserAccount).where(UserAccount.login_key == login_key))
-    ).scalar_one_or_none()
+        update(_USERS)
+        .where(
+            _USERS.c.id == bindparam("user_id"),
+            _USERS.c.password_hash == bindparam("checked_hash"),
+            _USERS.c.status == UserStatus.ACTIVE.value,
+            or_(_USERS.c.expires_at.is_(None), _USERS.c.expires_at > _NOW),
+        )
+        .values(**values)
+        .returning(*(_USERS.c[name] for name in ACCOUNT_FIELDS))
+    )
+
+
+_RECORD_LOGIN = {flag: _record_login_statement(new_hash=flag) for flag in (False, True)}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPassword:
+    """What a password check needs of an account, and nothing more."""
+
+    user_id: int
+    password_hash: str | None
+
+
+async def find_stored_password(session: AsyncSession, login_key: str) -> StoredPassword | None:
+    row = (await session.execute(_FIND_STORED_PASSWORD, {"login_key": login_key})).one_or_none()
+    return None if row is None else StoredPassword(row[0], row[1])
 
 
 async def own_account(session: AsyncSession, principal: Principal) -> UserAccount:
@@ -27,22 +66,26 @@ async def own_account(session: AsyncSession, principal: Principal) -> UserAccoun
 
 
 async def record_login(
-    session: AsyncSession, user: UserAccount, now: datetime, new_hash: str | None
-) -> None:
-    """Note the login (and an upgraded hash) without touching `version` or `updated_at`.
+    session: AsyncSession, checked: StoredPassword, now: datetime, new_hash: str | None
+) -> Account | None:
+    """Note the login (and an upgraded hash) of an account that may still log in with the
+    password just checked; its row as it is now, or None when it changed meanwhile (another
+    password, disabled, locked, expired): then there is no login.
 
-    A login is no edit of the account: it must neither invalidate an administrator's ETag
-    nor collide with a concurrent login of the same user (optimistic locking would).
+    One statement checks and writes, so nothing can change in between. A login is no edit of
+    the account: it touches neither `version` nor `updated_at`, so it neither invalidates an
+    administrator's ETag nor collides with a concurrent login of the same user.
     """
-    values: dict[str, object] = {"last_login_at": now, "updated_at": UserAccount.updated_at}
-    if new_hash is not None:
-        values["password_hash"] = new_hash
-    await session.execute(
-        update(UserAccount)
-        .where(UserAccount.id == user.id)
-        .values(**values)
-        .execution_options(synchronize_session=False, **{CHANGED_USER: user.id})
+    parameters = {
+        "user_id": checked.user_id,
+        "checked_hash": checked.password_hash,
+        "now": now,
+        "new_hash": new_hash,
+    }
+    result = await session.execute(
+        _RECORD_LOGIN[new_hash is not None],
+        parameters,
+        execution_options={CHANGED_USER: checked.user_id},
     )
-    set_committed_value(user, "last_login_at", now)
-    if new_hash is not None:
-        set_committed_value(user, "password_hash", new_hash)
+    row = result.one_or_none()
+    return None if row is None else Account(*row)

@@ -13,7 +13,7 @@ from app.core.db import DbSession
 from app.core.errors import problem_responses
 from app.core.state import AppState, get_state
 from app.users.fields import Password
-from app.users.models import UserAccount
+from app.users.models import Account, UserAccount
 from app.users.schemas import UserOut
 
 router = APIRouter(tags=["auth"])
@@ -33,7 +33,7 @@ class TokenForm(BaseModel):
     scope: str = Field(default="", max_length=200)
 
 
-def _token_out(tokens: IssuedTokens, user: UserAccount) -> TokenOut:
+def _token_out(tokens: IssuedTokens, user: UserAccount | Account) -> TokenOut:
     return TokenOut(
         access_token=tokens.access_token,
         expires_in=tokens.expires_in,

@@ -7,9 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import SYSTEM, Actor, record_event
 from app.auth.errors import InvalidCredentials
-from app.auth.repository import find_user_by_login_key, record_login
+from app.auth.repository import find_stored_password, record_login
 from app.auth.sessions import IssuedTokens, may_log_in, revoke_session, start_session
-from app.auth.throttle import clear_login_failures, record_login_failure, seconds_until_allowed
+from app.auth.throttle import (
+    ThrottleCheck,
+    check_throttle,
+    clear_login_failures,
+    record_login_failure,
+)
 from app.core.auth import Principal
 from app.core.clock import utcnow
 from app.core.errors import RateLimited
@@ -50,13 +55,14 @@ async def guard_password_check(
     login_key: str,
     client_ip: str | None,
     now: datetime,
-) -> None:
+) -> ThrottleCheck:
     """Refuse (429 with `Retry-After`) before any hashing while the login or the IP is throttled."""
-    wait = await seconds_until_allowed(
+    check = await check_throttle(
         session, state.settings, login_key=login_key, client_ip=client_ip, now=now
     )
-    if wait is not None:
-        raise RateLimited(wait, "Too many failed logins; try again later.")
+    if check.wait is not None:
+        raise RateLimited(check.wait, "Too many failed logins; try again later.")
+    return check
 
 
 async def note_failed_password(
@@ -128,7 +134,7 @@ async def log_in(
     password: str,
     client_ip: str | None,
     user_agent: str | None,
-) -> tuple[IssuedTokens, UserAccount]:
+) -> tuple[IssuedTokens, Account]:
     """A new session for the right password of an account that may log in.
 
     Everything else, an unknown login included, costs one password hash and answers the same
@@ -139,29 +145,32 @@ async def log_in(
     # The reads before the hash run in a short session of their own: no connection (on SQLite
     # the only one) is held while the password is hashed, so other requests go on meanwhile.
     async with state.database.sessionmaker() as read:
-        await guard_password_check(state, read, login_key=login_key, client_ip=client_ip, now=now)
-        found = await find_user_by_login_key(read, login_key)
-        user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
-    # Without an account (or a password) the hasher checks a dummy hash: same time.
-    matches, new_hash = await state.hasher.verify(password, stored_hash)
-    # Read again in the request's unit of work: the account may have changed meanwhile.
-    user = await session.get(UserAccount, user_id) if user_id is not None else None
-    if user is not None and user.password_hash != stored_hash:
-        matches, new_hash = False, None  # the password changed while it was being checked
-    if user is not None and matches and may_log_in(user, now):
-        await clear_login_failures(session, login_key)
-        await record_login(session, user, now, new_hash)
-        tokens = await start_session(
-            state, session, user, client_ip=client_ip, user_agent=user_agent
+        throttle = await guard_password_check(
+            state, read, login_key=login_key, client_ip=client_ip, now=now
         )
-        await record_own_event(session, "login.succeeded", user, client_ip=client_ip)
-        return tokens, user
+        stored = await find_stored_password(read, login_key)
+    # Without an account (or a password) the hasher checks a dummy hash: same time.
+    stored_hash = stored.password_hash if stored is not None else None
+    matches, new_hash = await state.hasher.verify(password, stored_hash)
+    if stored is not None and matches:
+        # Writes the login only if the account may still log in with the hash just checked.
+        account = await record_login(session, stored, now, new_hash)
+        if account is not None:
+            if throttle.login_counted:
+                await clear_login_failures(session, login_key)
+            tokens = await start_session(
+                state, session, account, client_ip=client_ip, user_agent=user_agent
+            )
+            await record_own_event(session, "login.succeeded", account, client_ip=client_ip)
+            return tokens, account
+    # Read again in the request's unit of work: the account may have changed meanwhile.
+    user = await session.get(UserAccount, stored.user_id) if stored is not None else None
     if user is None:
         reason = "unknown_login"
     elif user.status != UserStatus.ACTIVE or not may_log_in(user, now):
         reason = "account_not_active"
     else:
-        reason = "wrong_password"
+        reason = "wrong_password"  # also when the password changed while it was being checked
     await note_failed_password(
         state,
         session,

@@ -3,9 +3,9 @@
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_event
@@ -21,6 +21,9 @@ from app.users.models import Account, UserAccount
 from app.users.status import UserStatus
 
 SESSION_ID_LENGTH = 32
+# A new session is one Core INSERT: nothing of it needs the ORM's unit of work.
+_SESSIONS = cast(Table, AuthSession.__table__)
+_INSERT_SESSION = insert(_SESSIONS)
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -34,7 +37,9 @@ class IssuedTokens:
     session_id: str
 
 
-def _access_token(state: AppState, user: UserAccount, session_id: str, now: datetime) -> str:
+def _access_token(
+    state: AppState, user: UserAccount | Account, session_id: str, now: datetime
+) -> str:
     settings = state.settings
     issued = int(now.timestamp())
     return state.keys.sign(
@@ -59,7 +64,7 @@ def _refresh_token(session_id: str) -> tuple[str, str]:
 async def start_session(
     state: AppState,
     session: AsyncSession,
-    user: UserAccount,
+    user: UserAccount | Account,
     *,
     client_ip: str | None = None,
     user_agent: str | None = None,
@@ -68,21 +73,24 @@ async def start_session(
     settings, now = state.settings, utcnow()
     session_id = secrets.token_hex(SESSION_ID_LENGTH // 2)
     refresh_token, refresh_hash = _refresh_token(session_id)
-    session.add(
-        AuthSession(
-            id=session_id,
-            user_id=user.id,
-            refresh_token_hash=refresh_hash,
-            created_at=now,
-            authenticated_at=now,
-            last_refreshed_at=now,
-            idle_expires_at=min(now + settings.session_idle_ttl, now + settings.session_ttl),
-            expires_at=now + settings.session_ttl,
-            client_ip=client_ip,
-            user_agent=(user_agent or "")[:200] or None,
-        )
+    await session.execute(
+        _INSERT_SESSION,
+        {
+            "id": session_id,
+            "user_id": user.id,
+            "refresh_token_hash": refresh_hash,
+            "refresh_count": 0,
+            "created_at": now,
+            "authenticated_at": now,
+            "last_refreshed_at": now,
+            "idle_expires_at": min(now + settings.session_idle_ttl, now + settings.session_ttl),
+            "expires_at": now + settings.session_ttl,
+            "revoked_at": None,
+            "revoked_reason": None,
+            "client_ip": client_ip,
+            "user_agent": (user_agent or "")[:200] or None,
+        },
     )
-    await session.flush()
     return IssuedTokens(
         access_token=_access_token(state, user, session_id, now),
         refresh_token=refresh_token,

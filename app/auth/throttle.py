@@ -17,9 +17,11 @@ import asyncio
 import hashlib
 import logging
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import Table, bindparam, case, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +41,19 @@ STALE_AFTER = timedelta(hours=24)
 PRUNE_INTERVAL = 600.0
 
 _KEY_LENGTH = 100  # login_throttles.key is String(100)
+
+# Read before every password check: built once, on the table (see app/auth/repository.py).
+_THROTTLES = cast(Table, LoginThrottle.__table__)
+_COUNTERS = select(
+    _THROTTLES.c.key,
+    _THROTTLES.c.failures,
+    _THROTTLES.c.window_started_at,
+    _THROTTLES.c.updated_at,
+)
+_LOGIN_COUNTER = _COUNTERS.where(_THROTTLES.c.key == bindparam("login"))
+_LOGIN_AND_IP_COUNTERS = _COUNTERS.where(
+    or_(_THROTTLES.c.key == bindparam("login"), _THROTTLES.c.key == bindparam("ip"))
+)
 
 
 def login_throttle_key(login_key: str) -> str:
@@ -61,39 +76,43 @@ def login_delay(settings: Settings, failures: int) -> timedelta:
     return min(settings.login_delay_step * steps, settings.login_delay_max)
 
 
-async def seconds_until_allowed(
+@dataclass(frozen=True, slots=True)
+class ThrottleCheck:
+    """Whether a password may be checked now, and whether the login has a failure counter."""
+
+    wait: int | None  # seconds until allowed (for `Retry-After`), None if allowed now
+    login_counted: bool  # a success has a counter to reset
+
+
+async def check_throttle(
     session: AsyncSession,
     settings: Settings,
     *,
     login_key: str,
     client_ip: str | None,
     now: datetime | None = None,
-) -> int | None:
-    """None if a password may be checked now, else the seconds to wait (for `Retry-After`)."""
+) -> ThrottleCheck:
+    """The counters of the login and the client IP, read in one query."""
     now = now or utcnow()
     login = login_throttle_key(login_key)
-    keys = [login] if client_ip is None else [login, ip_throttle_key(client_ip)]
-    rows = (
-        await session.execute(
-            select(
-                LoginThrottle.key,
-                LoginThrottle.failures,
-                LoginThrottle.window_started_at,
-                LoginThrottle.updated_at,
-            ).where(LoginThrottle.key.in_(keys))
-        )
-    ).all()
+    if client_ip is None:
+        rows = (await session.execute(_LOGIN_COUNTER, {"login": login})).all()
+    else:
+        parameters = {"login": login, "ip": ip_throttle_key(client_ip)}
+        rows = (await session.execute(_LOGIN_AND_IP_COUNTERS, parameters)).all()
     waits: list[timedelta] = []
+    login_counted = False
     for key, failures, window_started_at, updated_at in rows:
         if key == login:
+            login_counted = True
             if updated_at > now - FAILURE_MEMORY:
                 waits.append(updated_at + login_delay(settings, failures) - now)
         elif failures >= settings.ip_failures_per_window:
             waits.append(window_started_at + settings.ip_failure_window - now)
     wait = max(waits, default=timedelta(0))
     if wait <= timedelta(0):
-        return None
-    return max(1, math.ceil(wait.total_seconds()))
+        return ThrottleCheck(None, login_counted)
+    return ThrottleCheck(max(1, math.ceil(wait.total_seconds())), login_counted)
 
 
 async def record_login_failure(

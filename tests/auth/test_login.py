@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
+from app.auth.models import AuthSession
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.security import PasswordHasher
@@ -262,6 +263,23 @@ async def test_no_database_connection_is_held_while_the_password_is_hashed(
     assert response.status_code == 200, response.text
 
 
+def _change_after_the_hash(
+    state: AppState, monkeypatch: pytest.MonkeyPatch, user_id: int, column: str, value: object
+) -> None:
+    """Another request sets the account's `column` while a login's password is being hashed."""
+    verify = state.hasher.verify
+
+    async def verify_then_change(password: str, hashed: str | None) -> tuple[bool, str | None]:
+        result = await verify(password, hashed)
+        async with state.database.sessionmaker.begin() as other:
+            account = await other.get(UserAccount, user_id)
+            assert account is not None
+            setattr(account, column, value)
+        return result
+
+    monkeypatch.setattr(state.hasher, "verify", verify_then_change)
+
+
 @pytest.mark.committing
 async def test_a_password_changed_during_the_hash_does_not_let_the_old_one_in(
     client: httpx.AsyncClient, state: AppState, monkeypatch: pytest.MonkeyPatch
@@ -269,17 +287,46 @@ async def test_a_password_changed_during_the_hash_does_not_let_the_old_one_in(
     async with state.database.sessionmaker.begin() as session:
         customer = await create_customer(session)
         user = await create_user(session, state, customer, login="hash.changed")
-    verify = state.hasher.verify
-
-    async def verify_then_change(password: str, hashed: str | None) -> tuple[bool, str | None]:
-        result = await verify(password, hashed)
-        async with state.database.sessionmaker.begin() as other:
-            account = await other.get(UserAccount, user.id)
-            assert account is not None
-            account.password_hash = await state.hasher.hash("an entirely new passphrase 42")
-        return result
-
-    monkeypatch.setattr(state.hasher, "verify", verify_then_change)
+    new_hash = await state.hasher.hash("an entirely new passphrase 42")
+    _change_after_the_hash(state, monkeypatch, user.id, "password_hash", new_hash)
     response = await log_in(client, user.login)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_credentials"
+
+
+@pytest.mark.committing
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("status", UserStatus.DISABLED),
+        ("status", UserStatus.LOCKED),
+        ("expires_at", "past"),
+    ],
+)
+async def test_an_account_ended_during_the_hash_gets_no_session(
+    client: httpx.AsyncClient,
+    state: AppState,
+    monkeypatch: pytest.MonkeyPatch,
+    column: str,
+    value: object,
+) -> None:
+    async with state.database.sessionmaker.begin() as session:
+        customer = await create_customer(session)
+        user = await create_user(session, state, customer, login=f"ended.{column}")
+    value = utcnow() - timedelta(seconds=1) if value == "past" else value
+    _change_after_the_hash(state, monkeypatch, user.id, column, value)
+    response = await log_in(client, user.login)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+    async with state.database.sessionmaker() as session:
+        account = await session.get(UserAccount, user.id)
+        assert account is not None
+        assert account.last_login_at is None
+        sessions = await session.execute(select(AuthSession).where(AuthSession.user_id == user.id))
+        assert sessions.first() is None
+        reasons = await session.execute(
+            select(AuditEvent.details).where(
+                AuditEvent.action == "login.failed", AuditEvent.target_id == str(user.id)
+            )
+        )
+        assert [details["reason"] for details in reasons.scalars()] == ["account_not_active"]

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import LoginThrottle
 from app.auth.throttle import (
+    check_throttle,
     clear_login_failures,
     login_delay,
     login_throttle_key,
     prune_stale_throttles,
     prune_throttles_periodically,
     record_login_failure,
-    seconds_until_allowed,
 )
 from app.core.clock import clock, utcnow
 from app.core.config import Settings
@@ -74,10 +74,9 @@ async def test_retry_after_is_capped_at_fifteen_minutes(
     now = utcnow()
     for _ in range(40):
         await record_login_failure(session, settings, login_key="capped", client_ip=None, now=now)
-    wait = await seconds_until_allowed(
-        session, settings, login_key="capped", client_ip=None, now=now
-    )
-    assert wait == 900
+    check = await check_throttle(session, settings, login_key="capped", client_ip=None, now=now)
+    assert check.wait == 900
+    assert check.login_counted
 
 
 async def test_hundred_consecutive_failures_lock_the_account_and_mail_a_reset_link(
