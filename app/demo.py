@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_event
+from app.contracts import repository as contracts
 from app.contracts.models import Contract, ContractState
 from app.core.clock import utcnow
 from app.core.commands import CommandError
@@ -21,9 +22,12 @@ from app.core.password_policy import context_words_for, password_problem
 from app.core.permissions import Role
 from app.core.security import PasswordHasher
 from app.customers.models import Customer, EServiceState
+from app.customers.repository import add_customer, find_customer_by_number
 from app.documents.demo import add_demo_documents
+from app.invitations.repository import find_user_by_login
 from app.invitations.service import send_invitation
 from app.users.models import Language, UserAccount
+from app.users.repository import add_user
 from app.users.status import UserStatus
 
 CUSTOMER_NUMBER = "2300229"
@@ -80,42 +84,45 @@ def demo_password(password: str | None, settings: Settings) -> str:
 
 
 async def _customer(session: AsyncSession, created: list[str]) -> Customer:
-    customer = await session.scalar(
-        select(Customer).where(Customer.customer_number == CUSTOMER_NUMBER)
-    )
-    if customer is None:
-        customer = Customer(customer_number=CUSTOMER_NUMBER, name=CUSTOMER_NAME)
-        session.add(customer)
-        created.append(f"customer {CUSTOMER_NUMBER}")
     # The customer is active once its first portal admin has a password (set below).
+    customer = await find_customer_by_number(session, CUSTOMER_NUMBER)
+    if customer is None:
+        customer = Customer(
+            customer_number=CUSTOMER_NUMBER,
+            name=CUSTOMER_NAME,
+            eservice_state=EServiceState.ACTIVE,
+            activated_at=utcnow(),
+        )
+        created.append(f"customer {CUSTOMER_NUMBER}")
+        return await add_customer(session, customer)
     if customer.eservice_state != EServiceState.ACTIVE:
         customer.eservice_state = EServiceState.ACTIVE
         customer.activated_at = utcnow()
-    await session.flush()
+        await session.flush()
     return customer
 
 
 async def _user(
     session: AsyncSession, customer: Customer, person: DemoPerson, status: UserStatus
 ) -> tuple[UserAccount, bool]:
-    key = UserAccount.key_for(person.login)
-    user = await session.scalar(select(UserAccount).where(UserAccount.login_key == key))
+    user = await find_user_by_login(session, person.login)
     if user is not None:
         if user.customer_id != customer.id:
             raise CommandError(f"login {person.login} belongs to another customer")
         return user, False
-    user = UserAccount(
-        customer_id=customer.id,
-        login=person.login,
-        role=person.role,
-        status=status,
-        first_name=person.first_name,
-        last_name=person.last_name,
-        email=person.email,
-        language=Language.DE,
+    user = await add_user(
+        session,
+        UserAccount(
+            customer_id=customer.id,
+            login=person.login,
+            role=person.role,
+            status=status,
+            first_name=person.first_name,
+            last_name=person.last_name,
+            email=person.email,
+            language=Language.DE,
+        ),
     )
-    session.add(user)
-    await session.flush()
     await record_event(
         session,
         "user.created",
@@ -132,16 +139,17 @@ async def _contract(session: AsyncSession, customer: Customer, created: list[str
         select(Contract).where(Contract.contract_number == CONTRACT_NUMBER)
     )
     if contract is None:
-        contract = Contract(
-            customer_id=customer.id,
-            contract_number=CONTRACT_NUMBER,
-            product="cloud.phone",
-            label="Cloud-Telefonanlage Zentrale",
-            state=ContractState.ACTIVE,
-            pbx_tenant="muster-gmbh",
+        contract = await contracts.add(
+            session,
+            Contract(
+                customer_id=customer.id,
+                contract_number=CONTRACT_NUMBER,
+                product="cloud.phone",
+                label="Cloud-Telefonanlage Zentrale",
+                state=ContractState.ACTIVE,
+                pbx_tenant="muster-gmbh",
+            ),
         )
-        session.add(contract)
-        await session.flush()
         created.append(f"contract {CONTRACT_NUMBER}")
     return contract
 

@@ -1,4 +1,4 @@
-"""Queries of customers: lookup by number, the activation code's one-time use."""
+"""Queries of customers: lookup by number, adding one, the activation code's one-time use."""
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +10,13 @@ async def find_customer_by_number(session: AsyncSession, customer_number: str) -
     return (
         await session.execute(select(Customer).where(Customer.customer_number == customer_number))
     ).scalar_one_or_none()
+
+
+async def add_customer(session: AsyncSession, customer: Customer) -> Customer:
+    """Insert; a taken customer number fails here on `uq_customers_customer_number`."""
+    session.add(customer)
+    await session.flush()
+    return customer
 
 
 async def consume_activation_code(

@@ -1,4 +1,4 @@
-"""Queries of the password flows: accounts by login or id, due scheduled invitations."""
+"""Queries of the password flows: tokens, invitations, accounts by login or id, due invitations."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -7,9 +7,80 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.models import Customer, EServiceState
-from app.invitations.models import Invitation
+from app.invitations.models import Invitation, PasswordToken, TokenPurpose
 from app.users.models import UserAccount
 from app.users.status import UserStatus
+
+
+async def add_token(session: AsyncSession, token: PasswordToken) -> PasswordToken:
+    session.add(token)
+    await session.flush()
+    return token
+
+
+async def void_open_tokens(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """Mark every unused, not yet voided token of the user voided at `now`."""
+    await session.execute(
+        update(PasswordToken)
+        .where(
+            PasswordToken.user_id == user_id,
+            PasswordToken.used_at.is_(None),
+            PasswordToken.voided_at.is_(None),
+        )
+        .values(voided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def find_usable_token_by_hash(
+    session: AsyncSession, token_hash: str, now: datetime
+) -> PasswordToken | None:
+    """The token's row if it is unused, not voided and not expired at `now`."""
+    return (
+        await session.execute(
+            select(PasswordToken).where(
+                PasswordToken.token_hash == token_hash,
+                PasswordToken.used_at.is_(None),
+                PasswordToken.voided_at.is_(None),
+                PasswordToken.expires_at > now,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def consume_token_by_hash(
+    session: AsyncSession, token_hash: str, now: datetime
+) -> tuple[int, TokenPurpose] | None:
+    """Mark the token used in one conditional UPDATE: of concurrent uses exactly one wins.
+
+    On PostgreSQL the losers block on the row lock, re-check the WHERE clause after the winner
+    commits, and match nothing.
+    """
+    result = await session.execute(
+        update(PasswordToken)
+        .where(
+            PasswordToken.token_hash == token_hash,
+            PasswordToken.used_at.is_(None),
+            PasswordToken.voided_at.is_(None),
+            PasswordToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(PasswordToken.user_id, PasswordToken.purpose)
+        .execution_options(synchronize_session=False)
+    )
+    row = result.one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def get_invitation(session: AsyncSession, user_id: int) -> Invitation | None:
+    return await session.get(Invitation, user_id)
+
+
+async def save_invitation(session: AsyncSession, invitation: Invitation) -> Invitation:
+    """Insert a new invitation record, or write the changes of one already loaded."""
+    session.add(invitation)
+    await session.flush()
+    return invitation
 
 
 async def get_user(session: AsyncSession, user_id: int) -> UserAccount | None:

@@ -5,14 +5,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import Actor, record_event
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.invitations import repository
 from app.invitations.mail import enqueue_password_mail
 from app.invitations.models import Invitation, TokenPurpose
 from app.invitations.tokens import issue_token
 from app.users.models import UserAccount
-
-
-async def get_invitation(session: AsyncSession, user_id: int) -> Invitation | None:
-    return await session.get(Invitation, user_id)
 
 
 async def send_invitation(
@@ -34,16 +31,15 @@ async def send_invitation(
     message = await enqueue_password_mail(
         session, settings, user, kind="invitation", token=token, expires_at=row.expires_at
     )
-    invitation = await get_invitation(session, user.id)
+    invitation = await repository.get_invitation(session, user.id)
     if invitation is None:
         invitation = Invitation(user_id=user.id, sent_count=0)
-        session.add(invitation)
     invitation.scheduled_for = None
     invitation.sent_count += 1
     invitation.sent_at = now
     invitation.expires_at = row.expires_at
     invitation.outbox_message_id = message.id
-    await session.flush()
+    await repository.save_invitation(session, invitation)
     await record_event(
         session,
         "invitation.sent",

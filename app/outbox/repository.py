@@ -1,12 +1,35 @@
-"""Queries of the outbox: claiming due messages and recording how their delivery went."""
+"""Queries of the outbox: adding and withdrawing messages, claiming due ones, recording delivery."""
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.outbox.models import DeliveryState, OutboxMessage
+
+
+async def add_message(session: AsyncSession, message: OutboxMessage) -> OutboxMessage:
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def delete_unclaimed_messages(
+    session: AsyncSession, user_id: int, kinds: tuple[str, ...], *, now: datetime
+) -> int:
+    """Delete the user's pending messages of `kinds` whose lease is free at `now`; how many."""
+    result = await session.execute(
+        delete(OutboxMessage)
+        .where(
+            OutboxMessage.user_id == user_id,
+            OutboxMessage.kind.in_(kinds),
+            OutboxMessage.state == DeliveryState.PENDING,
+            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def claim_due_messages(

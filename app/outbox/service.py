@@ -9,10 +9,10 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
+from app.outbox import repository
 from app.outbox.models import DeliveryState, OutboxMessage
 
 LANGUAGES = ("de", "en")
@@ -63,9 +63,7 @@ async def enqueue_email(
         next_attempt_at=utcnow(),
         created_at=utcnow(),
     )
-    session.add(message)
-    await session.flush()
-    return message
+    return await repository.add_message(session, message)
 
 
 async def withdraw_unsent(session: AsyncSession, user_id: int, kinds: tuple[str, ...]) -> int:
@@ -74,14 +72,4 @@ async def withdraw_unsent(session: AsyncSession, user_id: int, kinds: tuple[str,
     A newer link makes the older ones dead; mailing them would only confuse the reader.
     A message a dispatcher has already claimed is left to it.
     """
-    result = await session.execute(
-        delete(OutboxMessage)
-        .where(
-            OutboxMessage.user_id == user_id,
-            OutboxMessage.kind.in_(kinds),
-            OutboxMessage.state == DeliveryState.PENDING,
-            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < utcnow()),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await repository.delete_unclaimed_messages(session, user_id, kinds, now=utcnow())

@@ -1,4 +1,4 @@
-"""foundation
+"""foundation: customers, user accounts, contracts, sessions and login throttling
 
 Revision ID: 0001
 Revises:
@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
         sa.UniqueConstraint("customer_number", name=op.f("uq_customers_customer_number")),
     )
+
     op.create_table(
         "login_throttles",
         sa.Column("key", sa.String(length=100), nullable=False),
@@ -50,29 +51,6 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_login_throttles_updated_at"), ["updated_at"], unique=False
         )
-
-    op.create_table(
-        "audit_events",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("customer_id", sa.Integer(), nullable=True),
-        sa.Column("actor_id", sa.Integer(), nullable=True),
-        sa.Column("actor_login", sa.String(length=64), nullable=True),
-        sa.Column("action", sa.String(length=64), nullable=False),
-        sa.Column("target_type", sa.String(length=32), nullable=True),
-        sa.Column("target_id", sa.String(length=64), nullable=True),
-        sa.Column("client_ip", sa.String(length=45), nullable=True),
-        sa.Column("details", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["customer_id"],
-            ["customers.id"],
-            name=op.f("fk_audit_events_customer_id_customers"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
-    )
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.create_index("ix_audit_events_customer_id_id", ["customer_id", "id"], unique=False)
 
     op.create_table(
         "contracts",
@@ -202,115 +180,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("auth_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_auth_sessions_user_id"), ["user_id"], unique=False)
-
-    op.create_table(
-        "outbox_messages",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=True),
-        sa.Column("recipient", sa.String(length=254), nullable=False),
-        sa.Column("subject", sa.String(length=255), nullable=False),
-        sa.Column("body_text", sa.Text(), nullable=False),
-        sa.Column("body_html", sa.Text(), nullable=True),
-        sa.Column(
-            "state",
-            sa.Enum(
-                "pending", "sent", "failed", name="deliverystate", native_enum=False, length=16
-            ),
-            nullable=False,
-        ),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("locked_until", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_error", sa.String(length=500), nullable=True),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["user_accounts.id"],
-            name=op.f("fk_outbox_messages_user_id_user_accounts"),
-            ondelete="SET NULL",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_messages")),
-    )
-    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_outbox_messages_state_due", ["state", "next_attempt_at"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_outbox_messages_user_id"), ["user_id"], unique=False)
-
-    op.create_table(
-        "password_tokens",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column(
-            "purpose",
-            sa.Enum("invitation", "reset", name="tokenpurpose", native_enum=False, length=16),
-            nullable=False,
-        ),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("voided_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["user_accounts.id"],
-            name=op.f("fk_password_tokens_user_id_user_accounts"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_password_tokens")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_password_tokens_token_hash")),
-    )
-    with op.batch_alter_table("password_tokens", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_password_tokens_user_id"), ["user_id"], unique=False)
-
-    op.create_table(
-        "invitations",
-        sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("scheduled_for", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("sent_count", sa.Integer(), nullable=False),
-        sa.Column("sent_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("expires_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("outbox_message_id", sa.Integer(), nullable=True),
-        sa.Column("accepted_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["outbox_message_id"],
-            ["outbox_messages.id"],
-            name=op.f("fk_invitations_outbox_message_id_outbox_messages"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["user_accounts.id"],
-            name=op.f("fk_invitations_user_id_user_accounts"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_invitations")),
-    )
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_invitations_scheduled_for"), ["scheduled_for"], unique=False
-        )
-
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("invitations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_invitations_scheduled_for"))
-
-    op.drop_table("invitations")
-    with op.batch_alter_table("password_tokens", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_password_tokens_user_id"))
-
-    op.drop_table("password_tokens")
-    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_outbox_messages_user_id"))
-        batch_op.drop_index("ix_outbox_messages_state_due")
-
-    op.drop_table("outbox_messages")
     with op.batch_alter_table("auth_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_auth_sessions_user_id"))
 
@@ -327,10 +201,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contracts_customer_id"))
 
     op.drop_table("contracts")
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_events_customer_id_id")
-
-    op.drop_table("audit_events")
     with op.batch_alter_table("login_throttles", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_login_throttles_updated_at"))
 

@@ -1,7 +1,7 @@
 """documents: the documentation catalogue (handbook and guides)
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0001c
 Create Date: 2026-11-25 11:00:00.000000+00:00
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 import app.core.db
 
 revision: str = "0002"
-down_revision: str | None = "0001"
+down_revision: str | None = "0001c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
