@@ -9,19 +9,12 @@ nobody has touched for 24 hours.
 """
 
 from datetime import datetime, timedelta
-from typing import cast
 
-from sqlalchemy import Table, bindparam, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import LoginThrottle
+from app.auth import repository
 from app.core.clock import utcnow
 from app.core.errors import RateLimited
-
-_FORGET = delete(cast(Table, LoginThrottle.__table__)).where(
-    LoginThrottle.__table__.c.key == bindparam("key")
-)
 
 
 async def count_attempt(
@@ -29,27 +22,9 @@ async def count_attempt(
 ) -> tuple[int, datetime]:
     """Count one attempt under `key`: the attempts in the current window, and its start."""
     now = now or utcnow()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    await session.execute(
-        insert(LoginThrottle)
-        .values(key=key, failures=0, window_started_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
+    return await repository.count_in_window(
+        session, key, now=now, window_started_before=now - window
     )
-    expired = LoginThrottle.window_started_at <= now - window
-    row = (
-        await session.execute(
-            update(LoginThrottle)
-            .where(LoginThrottle.key == key)
-            .values(
-                failures=case((expired, 1), else_=LoginThrottle.failures + 1),
-                window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
-                updated_at=now,
-            )
-            .returning(LoginThrottle.failures, LoginThrottle.window_started_at)
-            .execution_options(synchronize_session=False)
-        )
-    ).one()
-    return int(row[0]), row[1]
 
 
 async def enforce_limit(
@@ -73,18 +48,12 @@ async def attempts_in_window(
 ) -> int:
     """How many attempts `key` has in its current window, without counting one."""
     now = now or utcnow()
-    row = (
-        await session.execute(
-            select(LoginThrottle.failures, LoginThrottle.window_started_at).where(
-                LoginThrottle.key == key
-            )
-        )
-    ).one_or_none()
-    if row is None or row[1] <= now - window:
+    counters = await repository.read_counters(session, key)
+    if not counters or counters[0].window_started_at <= now - window:
         return 0
-    return int(row[0])
+    return counters[0].failures
 
 
 async def forget(session: AsyncSession, key: str) -> None:
     """Drop the counter of `key` (e.g. after a successful login)."""
-    await session.execute(_FORGET, {"key": key})
+    await repository.delete_counter(session, key)

@@ -1,21 +1,26 @@
-"""Queries of the auth feature on user accounts: look-up by login, login bookkeeping."""
+"""Every query of the auth feature: accounts at login, sessions, and the throttling counters.
+
+The statements of a login are built once, at import: building a statement and computing its
+cache key costs more CPU than SQLite takes to run it. They are Core statements on the tables
+(no ORM entities), as nothing of a login needs the unit of work.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, Update, bindparam, or_, select, update
+from sqlalchemy import Table, Update, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.cache import CHANGED_USER
+from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
 from app.core.db import UTCDateTime
 from app.core.errors import Unauthenticated
 from app.users.models import ACCOUNT_FIELDS, Account, UserAccount
 from app.users.status import UserStatus
 
-# The statements of a login are built once: building and keying a statement costs more CPU
-# than SQLite takes to run it. They are Core statements on the table (no ORM entities).
 _USERS = cast(Table, UserAccount.__table__)
 _FIND_STORED_PASSWORD = select(_USERS.c.id, _USERS.c.password_hash).where(
     _USERS.c.login_key == bindparam("login_key")
@@ -57,9 +62,13 @@ async def find_stored_password(session: AsyncSession, login_key: str) -> StoredP
     return None if row is None else StoredPassword(row[0], row[1])
 
 
+async def get_account(session: AsyncSession, user_id: int) -> UserAccount | None:
+    return await session.get(UserAccount, user_id)
+
+
 async def own_account(session: AsyncSession, principal: Principal) -> UserAccount:
     """The signed-in user's row, for a request that changes his own account."""
-    user = await session.get(UserAccount, principal.user_id)
+    user = await get_account(session, principal.user_id)
     if user is None:
         raise Unauthenticated("The session has ended.")
     return user
@@ -89,3 +98,190 @@ async def record_login(
     )
     row = result.one_or_none()
     return None if row is None else Account(*row)
+
+
+# -- sessions ---------------------------------------------------------------
+
+_SESSIONS = cast(Table, AuthSession.__table__)
+_INSERT_SESSION = insert(_SESSIONS)
+
+
+async def add_session(session: AsyncSession, values: dict[str, object]) -> None:
+    """Insert one `auth_sessions` row (every column given)."""
+    await session.execute(_INSERT_SESSION, values)
+
+
+async def read_live_session(
+    session: AsyncSession, session_id: str
+) -> tuple[UserAccount, datetime, datetime] | None:
+    """(account, expires_at, idle_expires_at) of a session that is not revoked and not ended
+    by its account (`sessions_valid_from`); timeouts are the caller's to check."""
+    found = (
+        await session.execute(
+            select(UserAccount, AuthSession.expires_at, AuthSession.idle_expires_at)
+            .join(AuthSession, AuthSession.user_id == UserAccount.id)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.revoked_at.is_(None),
+                or_(
+                    UserAccount.sessions_valid_from.is_(None),
+                    AuthSession.authenticated_at >= UserAccount.sessions_valid_from,
+                ),
+            )
+        )
+    ).one_or_none()
+    return None if found is None else (found[0], found[1], found[2])
+
+
+async def lock_session(session: AsyncSession, session_id: str) -> AuthSession | None:
+    """The session row, locked until the transaction ends (a refresh)."""
+    return await session.get(AuthSession, session_id, with_for_update=True)
+
+
+async def rotate_refresh_token(
+    session: AsyncSession,
+    session_id: str,
+    *,
+    presented_hash: str,
+    new_hash: str,
+    now: datetime,
+    idle_expires_at: datetime,
+) -> bool:
+    """Compare-and-set of the stored refresh token hash: of two concurrent uses of one token
+    only one rotates (True); the other finds the hash already changed (False)."""
+    rotated = await session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.refresh_token_hash == presented_hash,
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(
+            refresh_token_hash=new_hash,
+            refresh_count=AuthSession.refresh_count + 1,
+            last_refreshed_at=now,
+            idle_expires_at=idle_expires_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(rotated.rowcount) == 1  # type: ignore[attr-defined]
+
+
+async def revoke_session(
+    session: AsyncSession, session_id: str, *, reason: str, now: datetime
+) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def set_authenticated_at(session: AsyncSession, session_id: str, now: datetime) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id)
+        .values(authenticated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# -- throttling counters (`login_throttles`) --------------------------------
+
+_THROTTLES = cast(Table, LoginThrottle.__table__)
+_COUNTERS = select(
+    _THROTTLES.c.key,
+    _THROTTLES.c.failures,
+    _THROTTLES.c.window_started_at,
+    _THROTTLES.c.updated_at,
+)
+_ONE_COUNTER = _COUNTERS.where(_THROTTLES.c.key == bindparam("key"))
+_TWO_COUNTERS = _COUNTERS.where(
+    or_(_THROTTLES.c.key == bindparam("key"), _THROTTLES.c.key == bindparam("other"))
+)
+_DELETE_COUNTER = delete(_THROTTLES).where(_THROTTLES.c.key == bindparam("key"))
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    key: str
+    failures: int
+    window_started_at: datetime
+    updated_at: datetime
+
+
+async def read_counters(session: AsyncSession, key: str, other: str | None = None) -> list[Counter]:
+    """The counters of `key` (and `other`) that exist, in one query."""
+    if other is None:
+        result = await session.execute(_ONE_COUNTER, {"key": key})
+    else:
+        result = await session.execute(_TWO_COUNTERS, {"key": key, "other": other})
+    return [Counter(*row) for row in result]
+
+
+def _upsert(session: AsyncSession) -> type[postgresql.Insert] | type[sqlite.Insert]:
+    dialect = session.get_bind().dialect.name
+    return postgresql.Insert if dialect == "postgresql" else sqlite.Insert
+
+
+async def count_consecutive(
+    session: AsyncSession, key: str, *, now: datetime, forget_before: datetime
+) -> int:
+    """One more failure in a streak, atomically (an upsert with RETURNING): the streak's
+    length. A streak whose last failure is older than `forget_before` starts again at 1."""
+    forgotten = LoginThrottle.updated_at <= forget_before
+    statement = (
+        _upsert(session)(LoginThrottle)
+        .values(key=key, failures=1, window_started_at=now, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "failures": case((forgotten, 1), else_=LoginThrottle.failures + 1),
+                "window_started_at": case((forgotten, now), else_=LoginThrottle.window_started_at),
+                "updated_at": now,
+            },
+        )
+        .returning(LoginThrottle.failures)
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def count_in_window(
+    session: AsyncSession, key: str, *, now: datetime, window_started_before: datetime
+) -> tuple[int, datetime]:
+    """One more attempt in a fixed window, atomically: (attempts in the window, its start).
+    A window that started at or before `window_started_before` is over: a new one starts."""
+    await session.execute(
+        _upsert(session)(LoginThrottle)
+        .values(key=key, failures=0, window_started_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    expired = LoginThrottle.window_started_at <= window_started_before
+    row = (
+        await session.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key)
+            .values(
+                failures=case((expired, 1), else_=LoginThrottle.failures + 1),
+                window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
+                updated_at=now,
+            )
+            .returning(LoginThrottle.failures, LoginThrottle.window_started_at)
+            .execution_options(synchronize_session=False)
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+async def delete_counter(session: AsyncSession, key: str) -> None:
+    await session.execute(_DELETE_COUNTER, {"key": key})
+
+
+async def delete_counters_untouched_since(session: AsyncSession, moment: datetime) -> int:
+    result = await session.execute(
+        delete(LoginThrottle)
+        .where(LoginThrottle.updated_at < moment)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

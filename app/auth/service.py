@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import SYSTEM, Actor, record_event
 from app.auth.errors import InvalidCredentials
-from app.auth.repository import find_stored_password, record_login
+from app.auth.repository import find_stored_password, get_account, record_login
 from app.auth.sessions import IssuedTokens, may_log_in, revoke_session, start_session
 from app.auth.throttle import (
     ThrottleCheck,
@@ -164,7 +164,7 @@ async def log_in(
             await record_own_event(session, "login.succeeded", account, client_ip=client_ip)
             return tokens, account
     # Read again in the request's unit of work: the account may have changed meanwhile.
-    user = await session.get(UserAccount, stored.user_id) if stored is not None else None
+    user = await get_account(session, stored.user_id) if stored is not None else None
     if user is None:
         reason = "unknown_login"
     elif user.status != UserStatus.ACTIVE or not may_log_in(user, now):

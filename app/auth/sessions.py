@@ -3,12 +3,12 @@
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_event
+from app.auth import repository
 from app.auth.cache import CachedSession, PrincipalCache
 from app.auth.models import AuthSession
 from app.core.auth import Principal
@@ -21,9 +21,6 @@ from app.users.models import Account, UserAccount
 from app.users.status import UserStatus
 
 SESSION_ID_LENGTH = 32
-# A new session is one Core INSERT: nothing of it needs the ORM's unit of work.
-_SESSIONS = cast(Table, AuthSession.__table__)
-_INSERT_SESSION = insert(_SESSIONS)
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -73,8 +70,8 @@ async def start_session(
     settings, now = state.settings, utcnow()
     session_id = secrets.token_hex(SESSION_ID_LENGTH // 2)
     refresh_token, refresh_hash = _refresh_token(session_id)
-    await session.execute(
-        _INSERT_SESSION,
+    await repository.add_session(
+        session,
         {
             "id": session_id,
             "user_id": user.id,
@@ -134,20 +131,7 @@ async def authenticate(
 
 async def _read_session(session: AsyncSession, session_id: str) -> CachedSession | None:
     """The account of a session that is not revoked and not ended by its account, if any."""
-    found = (
-        await session.execute(
-            select(UserAccount, AuthSession.expires_at, AuthSession.idle_expires_at)
-            .join(AuthSession, AuthSession.user_id == UserAccount.id)
-            .where(
-                AuthSession.id == session_id,
-                AuthSession.revoked_at.is_(None),
-                or_(
-                    UserAccount.sessions_valid_from.is_(None),
-                    AuthSession.authenticated_at >= UserAccount.sessions_valid_from,
-                ),
-            )
-        )
-    ).one_or_none()
+    found = await repository.read_live_session(session, session_id)
     if found is None:
         return None
     user, expires_at, idle_expires_at = found
@@ -214,32 +198,24 @@ async def refresh_session(
     # Only our own shape reaches the database (PostgreSQL refuses e.g. NUL characters).
     if len(session_id) != SESSION_ID_LENGTH or not all(c in _HEX for c in session_id):
         raise invalid
-    auth_session = await session.get(AuthSession, session_id, with_for_update=True)
+    auth_session = await repository.lock_session(session, session_id)
     if auth_session is None or auth_session.revoked_at is not None:
         raise invalid
     if auth_session.expires_at <= now or auth_session.idle_expires_at <= now:
         raise invalid
-    user = await session.get(UserAccount, auth_session.user_id)
+    user = await repository.get_account(session, auth_session.user_id)
     if user is None or not may_log_in(user, now) or not session_still_valid(auth_session, user):
         raise invalid
     new_refresh, new_hash = _refresh_token(session_id)
-    # Compare-and-set on the stored hash: of two concurrent uses of one token only one rotates.
-    rotated = await session.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.id == session_id,
-            AuthSession.refresh_token_hash == hash_token(refresh_token),
-            AuthSession.revoked_at.is_(None),
-        )
-        .values(
-            refresh_token_hash=new_hash,
-            refresh_count=AuthSession.refresh_count + 1,
-            last_refreshed_at=now,
-            idle_expires_at=min(now + settings.session_idle_ttl, auth_session.expires_at),
-        )
-        .execution_options(synchronize_session=False)
+    rotated = await repository.rotate_refresh_token(
+        session,
+        session_id,
+        presented_hash=hash_token(refresh_token),
+        new_hash=new_hash,
+        now=now,
+        idle_expires_at=min(now + settings.session_idle_ttl, auth_session.expires_at),
     )
-    if rotated.rowcount != 1:  # type: ignore[attr-defined]
+    if not rotated:
         await revoke_session(session, session_id, reason="refresh_reuse")
         await record_event(
             session,
@@ -263,19 +239,9 @@ async def refresh_session(
 
 async def revoke_session(session: AsyncSession, session_id: str, *, reason: str) -> None:
     """End one session at once (logout, refresh token replay)."""
-    await session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow(), revoked_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+    await repository.revoke_session(session, session_id, reason=reason, now=utcnow())
 
 
 async def confirm_session(session: AsyncSession, session_id: str, now: datetime) -> None:
     """The user proved his password again in this session, so it outlives `end_sessions(now)`."""
-    await session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == session_id)
-        .values(authenticated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    await repository.set_authenticated_at(session, session_id, now)

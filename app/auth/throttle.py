@@ -19,13 +19,10 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
-from sqlalchemy import Table, bindparam, case, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import LoginThrottle
+from app.auth import repository
 from app.auth.ratelimit import count_attempt, forget
 from app.core.clock import utcnow
 from app.core.config import Settings
@@ -42,20 +39,8 @@ PRUNE_INTERVAL = 600.0
 
 _KEY_LENGTH = 100  # login_throttles.key is String(100)
 
+
 # Read before every password check: built once, on the table (see app/auth/repository.py).
-_THROTTLES = cast(Table, LoginThrottle.__table__)
-_COUNTERS = select(
-    _THROTTLES.c.key,
-    _THROTTLES.c.failures,
-    _THROTTLES.c.window_started_at,
-    _THROTTLES.c.updated_at,
-)
-_LOGIN_COUNTER = _COUNTERS.where(_THROTTLES.c.key == bindparam("login"))
-_LOGIN_AND_IP_COUNTERS = _COUNTERS.where(
-    or_(_THROTTLES.c.key == bindparam("login"), _THROTTLES.c.key == bindparam("ip"))
-)
-
-
 def login_throttle_key(login_key: str) -> str:
     """The counter key of a normalised login (`UserAccount.key_for`)."""
     key = f"login:{login_key}"
@@ -95,20 +80,16 @@ async def check_throttle(
     """The counters of the login and the client IP, read in one query."""
     now = now or utcnow()
     login = login_throttle_key(login_key)
-    if client_ip is None:
-        rows = (await session.execute(_LOGIN_COUNTER, {"login": login})).all()
-    else:
-        parameters = {"login": login, "ip": ip_throttle_key(client_ip)}
-        rows = (await session.execute(_LOGIN_AND_IP_COUNTERS, parameters)).all()
+    ip = ip_throttle_key(client_ip) if client_ip is not None else None
     waits: list[timedelta] = []
     login_counted = False
-    for key, failures, window_started_at, updated_at in rows:
-        if key == login:
+    for counter in await repository.read_counters(session, login, ip):
+        if counter.key == login:
             login_counted = True
-            if updated_at > now - FAILURE_MEMORY:
-                waits.append(updated_at + login_delay(settings, failures) - now)
-        elif failures >= settings.ip_failures_per_window:
-            waits.append(window_started_at + settings.ip_failure_window - now)
+            if counter.updated_at > now - FAILURE_MEMORY:
+                waits.append(counter.updated_at + login_delay(settings, counter.failures) - now)
+        elif counter.failures >= settings.ip_failures_per_window:
+            waits.append(counter.window_started_at + settings.ip_failure_window - now)
     wait = max(waits, default=timedelta(0))
     if wait <= timedelta(0):
         return ThrottleCheck(None, login_counted)
@@ -125,24 +106,9 @@ async def record_login_failure(
 ) -> int:
     """Count one failed password check; the login's consecutive failures, this one included."""
     now = now or utcnow()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    forgotten = LoginThrottle.updated_at <= now - FAILURE_MEMORY
-    statement = (
-        insert(LoginThrottle)
-        .values(
-            key=login_throttle_key(login_key), failures=1, window_started_at=now, updated_at=now
-        )
-        .on_conflict_do_update(
-            index_elements=["key"],
-            set_={
-                "failures": case((forgotten, 1), else_=LoginThrottle.failures + 1),
-                "window_started_at": case((forgotten, now), else_=LoginThrottle.window_started_at),
-                "updated_at": now,
-            },
-        )
-        .returning(LoginThrottle.failures)
+    failures = await repository.count_consecutive(
+        session, login_throttle_key(login_key), now=now, forget_before=now - FAILURE_MEMORY
     )
-    failures = int((await session.execute(statement)).scalar_one())
     if client_ip is not None:
         await count_attempt(
             session, ip_throttle_key(client_ip), window=settings.ip_failure_window, now=now
@@ -158,12 +124,7 @@ async def clear_login_failures(session: AsyncSession, login_key: str) -> None:
 async def prune_stale_throttles(session: AsyncSession, now: datetime | None = None) -> int:
     """Delete counters nobody has touched for a day: they count nothing any more."""
     now = now or utcnow()
-    result = await session.execute(
-        delete(LoginThrottle)
-        .where(LoginThrottle.updated_at < now - STALE_AFTER)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return await repository.delete_counters_untouched_since(session, now - STALE_AFTER)
 
 
 async def prune_throttles_periodically(state: AppState) -> None:

@@ -14,11 +14,13 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import RateLimited
 from app.core.permissions import Role
+from app.customers import repository
 from app.customers.errors import ActivationInvalid
 from app.customers.models import Customer, EServiceState
 from app.customers.repository import consume_activation_code
 from app.invitations.service import send_invitation
 from app.users import errors as user_errors  # noqa: F401 - registers login_taken (409)
+from app.users import repository as users
 from app.users.models import Language, UserAccount
 from app.users.status import INITIAL_INVITED
 
@@ -55,8 +57,7 @@ async def create_customer(
         created_at=now,
         updated_at=now,
     )
-    session.add(customer)
-    await session.flush()
+    await repository.add_customer(session, customer)
     await record_event(
         session,
         "customer.created",
@@ -104,8 +105,7 @@ async def invite_account(
         created_at=now,
         updated_at=now,
     )
-    session.add(user)
-    await session.flush()
+    await users.add_user(session, user)
     await record_event(
         session,
         "user.created",
