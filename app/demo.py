@@ -9,7 +9,6 @@ that works.
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_event
@@ -135,9 +134,7 @@ async def _user(
 
 
 async def _contract(session: AsyncSession, customer: Customer, created: list[str]) -> Contract:
-    contract = await session.scalar(
-        select(Contract).where(Contract.contract_number == CONTRACT_NUMBER)
-    )
+    contract = await contracts.find_by_number(session, CONTRACT_NUMBER)
     if contract is None:
         contract = await contracts.add(
             session,

@@ -42,3 +42,11 @@ async def add(session: AsyncSession, contract: Contract) -> Contract:
     session.add(contract)
     await session.flush()
     return contract
+
+
+async def find_by_number(session: AsyncSession, contract_number: str) -> Contract | None:
+    """The contract with this number, of whichever customer (numbers are unique)."""
+    result = await session.execute(
+        select(Contract).where(Contract.contract_number == contract_number)
+    )
+    return result.scalar_one_or_none()
