@@ -30,16 +30,19 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def create_pbx_session(
     contract_id: ContractId,
     request: Request,
-    response: Response,
     session: DbSession,
     principal: PbxOpener,
     state: Annotated[AppState, Depends(get_state)],
-) -> PbxSession:
+) -> Response:
     handoff = await service.open_pbx(
         state, session, principal, contract_id, client_ip=client_ip(request)
     )
-    response.headers.update(NO_STORE)
-    return PbxSession(redirect_url=handoff.redirect_url, expires_at=handoff.expires_at)
+    # Serialised here, once: `response_model` documents the body, and FastAPI would validate
+    # and encode it a second time.
+    body = PbxSession(redirect_url=handoff.redirect_url, expires_at=handoff.expires_at)
+    return Response(
+        body.model_dump_json(), status_code=201, media_type="application/json", headers=NO_STORE
+    )
 
 
 @router.get(
