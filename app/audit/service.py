@@ -1,7 +1,8 @@
 """Recording audit events, in the transaction of the change they describe."""
 
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
@@ -18,6 +19,10 @@ class Actor:
 
 SYSTEM = Actor(None, "system")
 
+# One INSERT of the row, rather than an entity in the session: events are written often (every
+# login and hand-off) and never read back by the request that writes them.
+_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+
 
 async def record_event(
     session: AsyncSession,
@@ -29,19 +34,24 @@ async def record_event(
     target_id: int | str | None = None,
     client_ip: str | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Add one audit event (e.g. `user.created`) to the session; it commits with the change."""
+) -> None:
+    """Write one audit event (e.g. `user.created`) in the session's transaction.
+
+    It commits or rolls back with the change it describes. The row is written at once, so a
+    row it refers to (its customer) must have been flushed already.
+    """
     actor = actor or SYSTEM
-    event = AuditEvent(
-        at=utcnow(),
-        customer_id=customer_id,
-        actor_id=actor.user_id,
-        actor_login=actor.login,
-        action=action,
-        target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        client_ip=client_ip,
-        details=details or {},
+    await session.execute(
+        _INSERT_EVENT,
+        {
+            "at": utcnow(),
+            "customer_id": customer_id,
+            "actor_id": actor.user_id,
+            "actor_login": actor.login,
+            "action": action,
+            "target_type": target_type,
+            "target_id": None if target_id is None else str(target_id),
+            "client_ip": client_ip,
+            "details": details or {},
+        },
     )
-    session.add(event)
-    return event

@@ -1,9 +1,11 @@
 """Queries on contracts."""
 
-from sqlalchemy import select
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contracts.models import Contract
+from app.contracts.models import Contract, ContractState
 from app.customers.models import Customer
 
 
@@ -17,18 +19,45 @@ async def list_for_customer(
     return list(result.scalars())
 
 
-async def get_with_customer(
+class PbxTarget(NamedTuple):
+    """What a PBX hand-off needs of a contract and of its customer."""
+
+    id: int
+    state: ContractState
+    contract_number: str
+    pbx_tenant: str | None
+    pbx_ui_url: str | None
+    customer_number: str
+
+
+# Built once: a hand-off only binds the two ids.
+_PBX_TARGET = (
+    select(
+        Contract.id,
+        Contract.state,
+        Contract.contract_number,
+        Contract.pbx_tenant,
+        Contract.pbx_ui_url,
+        Customer.customer_number,
+    )
+    .join(Customer, Customer.id == Contract.customer_id)
+    .where(
+        Contract.id == bindparam("contract_id"),
+        Contract.customer_id == bindparam("customer_id"),
+    )
+)
+
+
+async def get_pbx_target(
     session: AsyncSession, contract_id: int, customer_id: int
-) -> tuple[Contract, Customer] | None:
-    """The contract and its customer, only if it belongs to `customer_id`."""
-    row = (
-        await session.execute(
-            select(Contract, Customer)
-            .join(Customer, Customer.id == Contract.customer_id)
-            .where(Contract.id == contract_id, Contract.customer_id == customer_id)
-        )
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
+) -> PbxTarget | None:
+    """The contract's hand-off columns, only if it belongs to `customer_id`.
+
+    Exactly the columns, not the entities: a hand-off reads them once and changes nothing.
+    """
+    parameters = {"contract_id": contract_id, "customer_id": customer_id}
+    row = (await session.execute(_PBX_TARGET, parameters)).one_or_none()
+    return None if row is None else PbxTarget._make(row)
 
 
 async def get_customer_by_number(session: AsyncSession, customer_number: str) -> Customer | None:

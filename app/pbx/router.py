@@ -1,9 +1,11 @@
 """The hand-off to the cloud PBX web UI, and the public keys that verify its tokens."""
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
 
 from app.core.auth import PbxOpener, client_ip
 from app.core.db import DbSession
@@ -28,16 +30,19 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def create_pbx_session(
     contract_id: ContractId,
     request: Request,
-    response: Response,
     session: DbSession,
     principal: PbxOpener,
     state: Annotated[AppState, Depends(get_state)],
-) -> PbxSession:
+) -> Response:
     handoff = await service.open_pbx(
         state, session, principal, contract_id, client_ip=client_ip(request)
     )
-    response.headers.update(NO_STORE)
-    return PbxSession(redirect_url=handoff.redirect_url, expires_at=handoff.expires_at)
+    # Serialised here, once: `response_model` documents the body, and FastAPI would validate
+    # and encode it a second time.
+    body = PbxSession(redirect_url=handoff.redirect_url, expires_at=handoff.expires_at)
+    return Response(
+        body.model_dump_json(), status_code=201, media_type="application/json", headers=NO_STORE
+    )
 
 
 @router.get(
@@ -72,23 +77,71 @@ def jwks_max_age(state: AppState) -> int:
     return max(0, min(300, int(state.keys.overlap.total_seconds()) // 2))
 
 
-async def jwks(request: Request) -> Response:
-    # The app's state is read from the request rather than through a dependency: verifiers
-    # poll this document, and it needs nothing else.
-    state: AppState = request.app.state.eservice
-    return Response(
-        state.keys.jwks_json(),
-        media_type="application/json",
-        headers={"Cache-Control": f"public, max-age={jwks_max_age(state)}"},
-    )
+class JwksResponse(Response):
+    """The JWKS answer, from headers encoded once per published key set."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers
+
+
+class JwksAnswer:
+    """The encoded headers of the last JWKS document served, rebuilt when the document changes.
+
+    Verifiers poll this document; between key changes every answer is the same bytes.
+    """
+
+    def __init__(self) -> None:
+        self._body: bytes | None = None
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+
+    def response(self, state: AppState) -> JwksResponse:
+        body = state.keys.jwks_json()
+        # The ring hands out the same bytes object until the published keys change.
+        if body is not self._body:
+            headers = Response(
+                body,
+                media_type="application/json",
+                headers={"Cache-Control": f"public, max-age={jwks_max_age(state)}"},
+            ).raw_headers
+            self._body, self._raw_headers = body, headers
+        # A copy per answer: whoever adds a header to one response must not add it to all.
+        return JwksResponse(body, list(self._raw_headers))
+
+
+class JwksRoute(APIRoute):
+    """The JWKS route, whose endpoint takes the request and returns the response itself.
+
+    It declares no parameters and no response model, so FastAPI's parameter solving and
+    response handling would do nothing for it but cost time on every poll.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        declared = self.dependant
+        if declared.dependencies or declared.path_params or declared.query_params:
+            raise TypeError("the JWKS endpoint takes the request only")
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
 
 
 def add_jwks_route(app: FastAPI) -> None:
     """The JWKS as a route of the app itself: verifiers poll it, so it is matched first."""
-    app.get(
+    answer = JwksAnswer()
+
+    async def jwks(request: Request) -> Response:
+        # The app's state is read from the request rather than through a dependency: verifiers
+        # poll this document, and it needs nothing else.
+        return answer.response(request.app.state.eservice)
+
+    app.router.add_api_route(
         "/.well-known/jwks.json",
+        jwks,
+        methods=["GET"],
         response_class=Response,
         tags=["pbx"],
         summary="The public keys that verify hand-off tokens (JWKS, RFC 7517)",
         responses={200: {"model": JwkSet, "content": {"application/json": {}}}},
-    )(jwks)
+        route_class_override=JwksRoute,
+    )

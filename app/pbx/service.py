@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import Actor, record_event
 from app.contracts import repository as contracts
 from app.contracts.errors import ContractNotFound, ContractTerminated, PbxNotConfigured
-from app.contracts.models import Contract, ContractState
+from app.contracts.models import ContractState
+from app.contracts.repository import PbxTarget
 from app.core.auth import Principal
 from app.core.clock import utcnow
 from app.core.state import AppState
 from app.core.urls import http_base_url
-from app.customers.models import Customer
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Handoff:
     jti: str
 
 
-def pbx_base_url(state: AppState, contract: Contract) -> str:
+def pbx_base_url(state: AppState, contract: PbxTarget) -> str:
     """The contract's own PBX URL or the configured default; never anything from a request."""
     if contract.pbx_ui_url:
         try:
@@ -41,8 +41,7 @@ def pbx_base_url(state: AppState, contract: Contract) -> str:
 def handoff_claims(
     state: AppState,
     principal: Principal,
-    contract: Contract,
-    customer: Customer,
+    contract: PbxTarget,
     *,
     now: datetime,
     jti: str,
@@ -62,7 +61,7 @@ def handoff_claims(
         "name": f"{user.first_name} {user.last_name}",
         "email": user.email,
         "role": str(user.role),
-        "customer_number": customer.customer_number,
+        "customer_number": contract.customer_number,
         "contract_number": contract.contract_number,
         "pbx_tenant": contract.pbx_tenant,
     }
@@ -77,17 +76,16 @@ async def open_pbx(
     client_ip: str | None = None,
 ) -> Handoff:
     """Mint a hand-off token for one of the caller's customer's contracts and audit it."""
-    found = await contracts.get_with_customer(session, contract_id, principal.customer_id)
-    if found is None:
+    contract = await contracts.get_pbx_target(session, contract_id, principal.customer_id)
+    if contract is None:
         raise ContractNotFound("No such contract.")
-    contract, customer = found
     if contract.state != ContractState.ACTIVE:
         raise ContractTerminated("The contract is terminated; its PBX cannot be opened.")
     if not contract.pbx_tenant:
         raise PbxNotConfigured("The contract has no cloud PBX tenant.")
     base_url = pbx_base_url(state, contract)
     now, jti = utcnow(), secrets.token_urlsafe(16)
-    claims = handoff_claims(state, principal, contract, customer, now=now, jti=jti)
+    claims = handoff_claims(state, principal, contract, now=now, jti=jti)
     token = state.keys.sign(claims)
     await record_event(
         session,

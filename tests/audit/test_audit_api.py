@@ -2,12 +2,15 @@
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditEvent
 from app.audit.service import Actor, record_event
+from app.core.db import Database
 from app.core.permissions import PERMISSIONS, Action, Role
 from app.core.state import AppState
-from tests.factories import auth_headers, create_user
+from tests.factories import auth_headers, create_customer, create_user
 from tests.users.helpers import make_tenant, new_user_body
 
 
@@ -132,3 +135,46 @@ async def test_roles_without_audit_access(
 
 async def test_anonymous(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/audit-events")).status_code == 401
+
+
+async def test_an_event_commits_or_rolls_back_with_its_transaction(
+    database: Database, session: AsyncSession
+) -> None:
+    customer = await create_customer(session)
+    await session.flush()
+
+    async def events() -> list[AuditEvent]:
+        query = select(AuditEvent).where(AuditEvent.customer_id == customer.id)
+        async with database.sessionmaker() as reader:
+            return list((await reader.execute(query)).scalars())
+
+    async with database.sessionmaker() as work:
+        await record_event(work, "user.created", customer_id=customer.id, target_id=1)
+        await work.rollback()
+    assert await events() == []
+
+    async with database.sessionmaker() as work:
+        await record_event(
+            work,
+            "user.created",
+            customer_id=customer.id,
+            actor=Actor(7, "anna"),
+            target_type="user",
+            target_id=42,
+            client_ip="192.0.2.1",
+            details={"role": "pbx_admin"},
+        )
+        await work.commit()
+    [event] = await events()
+    assert (event.action, event.actor_id, event.actor_login) == ("user.created", 7, "anna")
+    assert (event.target_type, event.target_id) == ("user", "42")
+    assert (event.client_ip, event.details) == ("192.0.2.1", {"role": "pbx_admin"})
+    assert event.at.tzinfo is not None
+
+    async with database.sessionmaker() as work:
+        await record_event(work, "system.started", customer_id=None)
+        await work.commit()
+    async with database.sessionmaker() as reader:
+        query = select(AuditEvent).where(AuditEvent.action == "system.started")
+        system = (await reader.execute(query)).scalars().one()
+    assert (system.actor_id, system.actor_login, system.details) == (None, "system", {})

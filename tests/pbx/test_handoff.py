@@ -1,6 +1,6 @@
 """The hand-off to the PBX: tokens a PBX verifies on its own, roles, tenants, redirect target."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -49,8 +49,10 @@ async def test_token_verifies_with_pyjwt_given_only_the_jwks(
     customer, user, contract, headers = await _pbx_admin(session, state, pbx_tenant="t-4711")
     response = await client.post(f"/api/v1/contracts/{contract.id}/pbx-sessions", headers=headers)
     assert response.status_code == 201
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers.get_list("cache-control") == ["no-store"]
+    assert response.headers["content-type"] == "application/json"
     body = response.json()
+    assert set(body) == {"redirect_url", "expires_at"}
     assert body["redirect_url"].startswith("https://pbx.example.com/sso?token=")
 
     token = token_from_url(body["redirect_url"])
@@ -60,6 +62,7 @@ async def test_token_verifies_with_pyjwt_given_only_the_jwks(
     assert set(claims) == HANDOFF_CLAIMS
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
     assert claims["exp"] - claims["iat"] == 60
+    assert datetime.fromisoformat(body["expires_at"]) == datetime.fromtimestamp(claims["exp"], UTC)
     assert claims["nbf"] == claims["iat"]
     assert claims["sub"] == str(user.id)
     assert claims["login"] == user.login
@@ -242,10 +245,29 @@ async def test_each_handoff_is_audited_without_the_token(
     assert event.actor_id == user.id
     assert event.actor_login == user.login
     assert (event.target_type, event.target_id) == ("contract", str(contract.id))
-    assert event.details["contract_number"] == contract.contract_number
+    assert event.client_ip == "127.0.0.1"
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert event.details["jti"] == claims["jti"]
+    assert event.details == {
+        "contract_number": contract.contract_number,
+        "pbx_tenant": contract.pbx_tenant,
+        "jti": claims["jti"],
+    }
     assert token not in str(event.details)
+
+    # The redirect is a hand-off too, with an event of its own.
+    response = await client.get(f"/api/v1/contracts/{contract.id}/pbx-redirect", headers=headers)
+    assert response.status_code == 303
+    redirect_jti = jwt.decode(
+        token_from_url(response.headers["location"]), options={"verify_signature": False}
+    )["jti"]
+    jtis = (
+        await session.execute(
+            select(AuditEvent.details).where(
+                AuditEvent.customer_id == customer.id, AuditEvent.action == "pbx.opened"
+            )
+        )
+    ).scalars()
+    assert sorted(details["jti"] for details in jtis) == sorted([claims["jti"], redirect_jti])
 
 
 @pytest.mark.parametrize("role", [Role.CUSTOMER_PORTAL_ADMIN, Role.CUSTOMER_ACCOUNTING])

@@ -18,6 +18,7 @@ from app.core.permissions import Role
 from app.core.signing import KeyRing, NoSigningKey
 from app.core.state import AppState
 from app.main import create_app
+from app.pbx.router import jwks_max_age
 from tests.cli_runner import eservice_settings, invoke_eservice
 from tests.factories import auth_headers, create_contract, create_customer, create_user
 from tests.pbx.jose_check import fetch_jwks, token_from_url, verify_with_jwks
@@ -59,6 +60,35 @@ def rotating_app(settings: Settings, database: Database, tmp_path: Path):  # typ
     """An app with a key folder of its own, so rotating does not disturb other tests."""
     own = settings.model_copy(update={"keys_dir": tmp_path / "keys"})
     return create_app(own, database, run_background=False)
+
+
+async def test_jwks_headers_stay_exact_across_polls_and_rotation(rotating_app) -> None:  # type: ignore[no-untyped-def]
+    state: AppState = rotating_app.state.eservice
+    transport = httpx.ASGITransport(app=rotating_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+        async def poll() -> httpx.Response:
+            response = await client.get("/.well-known/jwks.json")
+            assert response.status_code == 200
+            assert response.headers.get_list("content-type") == ["application/json"]
+            assert response.headers.get_list("cache-control") == [
+                f"public, max-age={jwks_max_age(state)}"
+            ]
+            assert response.headers.get_list("content-length") == [str(len(response.content))]
+            # The headers every answer gets are added once per answer, not once per poll.
+            assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+            assert len(response.headers.get_list("x-request-id")) == 1
+            return response
+
+        first, second = await poll(), await poll()
+        assert first.content == second.content
+        assert first.headers["x-request-id"] != second.headers["x-request-id"]
+        old_kid = state.keys.signer.kid
+
+        new_key, _ = state.keys.rotate()
+        rotated = await poll()
+        assert [key["kid"] for key in rotated.json()["keys"]] == [new_key.kid, old_kid]
+        assert len(rotated.content) > len(first.content)
 
 
 async def test_rotation_keeps_old_tokens_verifiable_until_the_overlap_ends(
