@@ -1,5 +1,6 @@
 """Database access: the declarative base, the engine, and the request's one commit point."""
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,6 +35,9 @@ NAMING_CONVENTION = {
 
 # How long a SQLite statement waits for another process's write lock before it fails.
 SQLITE_BUSY_TIMEOUT = 10.0
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
+PING_AFTER_IDLE = 10.0
+_IDLE_SINCE = "eservice_idle_since"
 
 
 class Base(DeclarativeBase):
@@ -112,12 +117,39 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only if it sat idle for a while.
+
+    A connection that was idle may have been closed meanwhile (a server restart, a firewall's
+    idle timeout); a ping finds that and the pool opens a fresh one instead. SQLAlchemy's
+    `pool_pre_ping` pings on every checkout, which on asyncpg costs three round trips per
+    request; a connection checked in moments ago is alive far more often than not, and if
+    the server went away in between, the request fails once with `503`.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError("the pooled connection is gone") from exc
 
 
 class Database:

@@ -9,7 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -222,6 +223,16 @@ def internal_error(exc: BaseException, request_id: str, path: str) -> JSONRespon
     )
 
 
+def _database_unavailable(exc: Exception) -> bool:
+    """A failure of the database itself, not of the request (DB-API's OperationalError: the
+    connection was refused or lost, SQLite stayed locked by another process for longer than
+    the busy timeout), or the pool had no connection to give within its timeout. The
+    request's transaction was rolled back."""
+    if isinstance(exc, PoolTimeout | OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, the framework's own included, as problem+json."""
 
@@ -266,6 +277,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_stale_data(_request: Request, _exc: Exception) -> JSONResponse:
         return _render(PreconditionFailed("The resource was changed by someone else."))
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not _database_unavailable(exc):
+            return await on_unexpected_error(request, exc)
+        request_id = request.scope.get("state", {}).get("request_id", "-")
+        logger.error(
+            "database unavailable",
+            extra={"request_id": request_id, "path": request.url.path, "error": type(exc).__name__},
+        )
+        return problem_response(
+            503,
+            "database_unavailable",
+            "Service Unavailable",
+            "The database cannot be reached just now; nothing was changed. Try again shortly.",
+            headers={"Retry-After": "1"},
+        )
+
     async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = request.scope.get("state", {}).get("request_id", "-")
         return internal_error(exc, request_id, request.url.path)
@@ -275,6 +302,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(IntegrityError, on_integrity_error)
     app.add_exception_handler(StaleDataError, on_stale_data)
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeout, on_database_error)
     app.add_exception_handler(Exception, on_unexpected_error)
 
 
