@@ -43,9 +43,9 @@ Admin = Annotated[AdminContext, Depends(admin_context)]
 
 
 def _user(row: UserRow, response: Response) -> UserOut:
-    response.headers["ETag"] = etag_of(row.user)
+    response.headers["ETag"] = etag_of(row["version"])
     response.headers["Cache-Control"] = "no-store"
-    return UserOut.build(row.user, row.invitation, row.delivery)
+    return UserOut.of_row(row)
 
 
 @router.get("", responses=problem_responses(*_AUTH, 400, 422))
@@ -89,7 +89,7 @@ async def create_user(
 ) -> UserOut:
     """Create a user account and send (or schedule) its invitation."""
     row = await service.create_user(session, state.settings, ctx, body)
-    response.headers["Location"] = request.url_for("get_user", user_id=row.user.id).path
+    response.headers["Location"] = request.url_for("get_user", user_id=row["id"]).path
     return _user(row, response)
 
 

@@ -6,10 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.clock import utcnow
 from app.core.permissions import Role
-from app.invitations.models import Invitation
 from app.outbox.models import DeliveryState
 from app.users.fields import Email, LoginId, PersonName, PhoneNumber, UtcDatetime
 from app.users.models import Account, Language, UserAccount
+from app.users.repository import UserRow
 from app.users.status import UserStatus
 
 
@@ -47,31 +47,31 @@ class UserOut(BaseModel):
     invitation: InvitationOut | None
 
     @classmethod
-    def build(
-        cls,
-        user: UserAccount | Account,
-        invitation: Invitation | None = None,
-        delivery: DeliveryState | None = None,
-    ) -> "UserOut":
-        """The representation of `user`; `delivery` is the state of the invitation mail."""
-        invitation_out = None
-        if invitation is not None:
-            expired = (
-                invitation.accepted_at is None
-                and invitation.expires_at is not None
-                and invitation.expires_at <= utcnow()
-            )
-            invitation_out = InvitationOut(
-                delivery=delivery,
-                scheduled_for=invitation.scheduled_for,
-                sent_at=invitation.sent_at,
-                sent_count=invitation.sent_count,
-                expires_at=invitation.expires_at,
-                expired=expired,
-            )
+    def build(cls, user: UserAccount | Account) -> "UserOut":
+        """An account without its invitation block: the caller's profile, a login answer."""
         # Every field but the invitation block is the account's column of the same name.
         columns = {name: getattr(user, name) for name in cls.model_fields if name != "invitation"}
-        return cls(**columns, invitation=invitation_out)
+        return cls(**columns, invitation=None)
+
+    @classmethod
+    def of_row(cls, row: UserRow) -> "UserOut":
+        """A user of user management, with its invitation block."""
+        return cls.model_validate(user_data(row, utcnow()))
+
+
+def user_data(row: UserRow, now: datetime) -> UserRow:
+    """A row of the user queries as `UserOut` validates it: the invitation block gets `expired`.
+
+    Used for one user and for every row of a list page, which is validated and serialised as
+    a whole in pydantic-core. The row is completed in place.
+    """
+    invitation = row["invitation"]
+    if invitation is not None:
+        expires_at = invitation["expires_at"]
+        invitation["expired"] = (
+            invitation["accepted_at"] is None and expires_at is not None and expires_at <= now
+        )
+    return row
 
 
 class UserCreate(BaseModel):

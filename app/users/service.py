@@ -56,8 +56,8 @@ class AdminContext:
         )
 
 
-def etag_of(user: UserAccount) -> str:
-    return f'"{user.version}"'
+def etag_of(version: int) -> str:
+    return f'"{version}"'
 
 
 def check_if_match(user: UserAccount, if_match: str | None) -> None:
@@ -65,7 +65,7 @@ def check_if_match(user: UserAccount, if_match: str | None) -> None:
     if if_match is None:
         return
     tags = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
-    if "*" not in tags and etag_of(user) not in tags:
+    if "*" not in tags and etag_of(user.version) not in tags:
         raise PreconditionFailed("The user was changed meanwhile; reload it and try again.")
 
 

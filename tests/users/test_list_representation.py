@@ -1,0 +1,110 @@
+"""The user table shows every user exactly as the single-user endpoints do."""
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.clock import clock, utcnow
+from app.core.state import AppState
+from app.invitations.models import Invitation
+from tests.factories import auth_headers, create_user
+from tests.users.helpers import Tenant, make_tenant, new_user_body
+
+
+async def _listed(client: httpx.AsyncClient, tenant: Tenant, **params: Any) -> dict[int, Any]:
+    response = await client.get(
+        "/api/v1/users", params={"limit": 200, **params}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    return {item["id"]: item for item in response.json()["items"]}
+
+
+async def _single(client: httpx.AsyncClient, tenant: Tenant, user_id: int) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/users/{user_id}", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_list_items_equal_the_single_user_representation(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    tenant = await make_tenant(session, state)
+    invited = await client.post(
+        "/api/v1/users",
+        json=new_user_body(login="invited.now", phone="+4930123456"),
+        headers=tenant.headers,
+    )
+    later = (utcnow() + timedelta(days=2)).isoformat()
+    scheduled = await client.post(
+        "/api/v1/users",
+        json=new_user_body(
+            login="invited.later", email="later@example.com", send_invitation_at=later
+        ),
+        headers=tenant.headers,
+    )
+    plain = await create_user(
+        session, state, tenant.customer, expires_at=utcnow() + timedelta(days=30)
+    )
+    ids = [invited.json()["id"], scheduled.json()["id"], plain.id, tenant.admin.id]
+
+    listed = await _listed(client, tenant)
+    assert sorted(listed) == sorted(ids)
+    for user_id in ids:
+        assert listed[user_id] == await _single(client, tenant, user_id)
+    assert listed[invited.json()["id"]]["invitation"]["delivery"] == "pending"
+    assert listed[scheduled.json()["id"]]["invitation"]["delivery"] is None
+    assert listed[plain.id]["invitation"] is None
+    # The creation answer is the same representation too.
+    assert listed[invited.json()["id"]] == invited.json()
+    # Timestamps as pydantic writes them: ISO 8601 in UTC with a "Z".
+    assert listed[plain.id]["created_at"].endswith("Z")
+    assert listed[plain.id]["expires_at"].endswith("Z")
+
+
+async def test_list_and_single_user_agree_on_expired_and_accepted_invitations(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    tenant = await make_tenant(session, state)
+    created = [
+        await client.post(
+            "/api/v1/users",
+            json=new_user_body(login=f"invitee.{number}", email=f"i{number}@example.com"),
+            headers=tenant.headers,
+        )
+        for number in range(2)
+    ]
+    accepted_id = created[1].json()["id"]
+    invitation = await session.get(Invitation, accepted_id)
+    assert invitation is not None
+    invitation.accepted_at = utcnow()
+    await session.flush()
+    clock.advance(state.settings.invitation_ttl + timedelta(seconds=1))
+    tenant.headers = await auth_headers(session, state, tenant.admin)
+
+    listed = await _listed(client, tenant, q="invitee")
+    assert listed[created[0].json()["id"]]["invitation"]["expired"] is True
+    # Accepted in time: the link's lifetime no longer matters.
+    assert listed[accepted_id]["invitation"]["expired"] is False
+    for user_id, item in listed.items():
+        assert item == await _single(client, tenant, user_id)
+
+
+async def test_a_changed_user_is_listed_as_the_change_answered(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    tenant = await make_tenant(session, state)
+    user = await create_user(session, state, tenant.customer)
+    changed = await client.patch(
+        f"/api/v1/users/{user.id}",
+        json={"last_name": "Neu", "mobile": "+491701234567"},
+        headers=tenant.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["version"] == 2
+    assert changed.headers["etag"] == '"2"'
+    listed = await _listed(client, tenant)
+    assert listed[user.id] == changed.json()
