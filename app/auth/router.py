@@ -33,18 +33,20 @@ class TokenForm(BaseModel):
     scope: str = Field(default="", max_length=200)
 
 
-def _token_out(tokens: IssuedTokens, user: UserAccount | Account) -> TokenOut:
-    return TokenOut(
+def _token_response(tokens: IssuedTokens, user: UserAccount | Account) -> Response:
+    """The answer of a login or refresh, serialised once (`response_model` documents it)."""
+    body = TokenOut(
         access_token=tokens.access_token,
         expires_in=tokens.expires_in,
         refresh_token=tokens.refresh_token,
         user=UserOut.build(user),
     )
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 async def _log_in(
     state: AppState, session: DbSession, request: Request, login: str, password: str
-) -> TokenOut:
+) -> Response:
     tokens, user = await log_in(
         state,
         session,
@@ -53,7 +55,7 @@ async def _log_in(
         client_ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
-    return _token_out(tokens, user)
+    return _token_response(tokens, user)
 
 
 @router.post(
@@ -62,7 +64,7 @@ async def _log_in(
     summary="Log in with login ID and password",
     responses=problem_responses(401, 422, 429),
 )
-async def login(body: LoginRequest, request: Request, session: DbSession, state: State) -> TokenOut:
+async def login(body: LoginRequest, request: Request, session: DbSession, state: State) -> Response:
     return await _log_in(state, session, request, body.login, body.password)
 
 
@@ -74,7 +76,7 @@ async def login(body: LoginRequest, request: Request, session: DbSession, state:
 )
 async def token(
     form: Annotated[TokenForm, Form()], request: Request, session: DbSession, state: State
-) -> TokenOut:
+) -> Response:
     return await _log_in(state, session, request, form.username, form.password)
 
 
@@ -86,11 +88,11 @@ async def token(
 )
 async def refresh(
     body: RefreshRequest, request: Request, session: DbSession, state: State
-) -> TokenOut:
+) -> Response:
     tokens, user = await refresh_session(
         state, session, body.refresh_token, client_ip=client_ip(request)
     )
-    return _token_out(tokens, user)
+    return _token_response(tokens, user)
 
 
 @router.post(

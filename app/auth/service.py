@@ -142,13 +142,14 @@ async def log_in(
     """
     now = utcnow()
     login_key = UserAccount.key_for(login)
-    # The reads before the hash run in a short session of their own: no connection (on SQLite
-    # the only one) is held while the password is hashed, so other requests go on meanwhile.
-    async with state.database.sessionmaker() as read:
-        throttle = await guard_password_check(
-            state, read, login_key=login_key, client_ip=client_ip, now=now
-        )
-        stored = await find_stored_password(read, login_key)
+    # The reads before the hash are a transaction of their own, ended before the hash: no
+    # connection (on SQLite the only one) is held while the password is hashed, so other
+    # requests go on meanwhile. The writes after it begin the next one.
+    throttle = await guard_password_check(
+        state, session, login_key=login_key, client_ip=client_ip, now=now
+    )
+    stored = await find_stored_password(session, login_key)
+    await session.commit()
     # Without an account (or a password) the hasher checks a dummy hash: same time.
     stored_hash = stored.password_hash if stored is not None else None
     matches, new_hash = await state.hasher.verify(password, stored_hash)
