@@ -61,10 +61,14 @@ def etag_of(version: int) -> str:
 
 
 def check_if_match(user: UserAccount, if_match: str | None) -> None:
-    """412 unless `If-Match` (when sent) names the current version (or is `*`)."""
+    """412 unless `If-Match` (when sent) names the current version (or is `*`).
+
+    The comparison is strong (RFC 9110, 13.1.1): a weak tag (`W/"3"`) never matches, since
+    it does not promise the exact version the change was made against.
+    """
     if if_match is None:
         return
-    tags = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    tags = {tag.strip() for tag in if_match.split(",")}
     if "*" not in tags and etag_of(user.version) not in tags:
         raise PreconditionFailed("The user was changed meanwhile; reload it and try again.")
 

@@ -290,8 +290,13 @@ async def test_delete_with_stale_etag(
         f"/api/v1/users/{user.id}", headers={**tenant.headers, "If-Match": '"7"'}
     )
     assert response.status_code == 412
+    # If-Match compares strongly: a weak tag of the current version does not match.
     response = await client.delete(
         f"/api/v1/users/{user.id}", headers={**tenant.headers, "If-Match": 'W/"1"'}
+    )
+    assert response.status_code == 412
+    response = await client.delete(
+        f"/api/v1/users/{user.id}", headers={**tenant.headers, "If-Match": '"9", "1"'}
     )
     assert response.status_code == 204
 
