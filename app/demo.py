@@ -8,10 +8,12 @@ that works.
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_event
+from app.auth.throttle import clear_login_failures
 from app.contracts import repository as contracts
 from app.contracts.models import Contract, ContractState
 from app.core.clock import utcnow
@@ -27,7 +29,7 @@ from app.invitations.repository import find_user_by_login
 from app.invitations.service import send_invitation
 from app.users.models import Language, UserAccount
 from app.users.repository import add_user
-from app.users.status import UserStatus
+from app.users.status import StatusEvent, UserStatus, allowed, apply_event
 
 CUSTOMER_NUMBER = "2300229"
 CUSTOMER_NAME = "Muster GmbH"
@@ -151,6 +153,30 @@ async def _contract(session: AsyncSession, customer: Customer, created: list[str
     return contract
 
 
+_USABLE_AGAIN = {StatusEvent.UNLOCK: "user.unlocked", StatusEvent.ENABLE: "user.enabled"}
+
+
+async def _make_usable(
+    session: AsyncSession, customer: Customer, admin: UserAccount, now: datetime
+) -> None:
+    """A demo admin who was locked, disabled or expired meanwhile may log in again, through
+    the state machine's own events: the demo's promise is that its login works."""
+    admin.expires_at = None
+    await clear_login_failures(session, admin.login_key)
+    for event, action in _USABLE_AGAIN.items():
+        if allowed(admin.status, event):
+            transition = apply_event(admin, event, now)
+            await session.flush()
+            await record_event(
+                session,
+                action,
+                customer_id=customer.id,
+                target_type="user",
+                target_id=admin.id,
+                details={"source": "demo", "from": transition.before, "to": transition.after},
+            )
+
+
 async def load_demo(
     session: AsyncSession, settings: Settings, hasher: PasswordHasher, password: str
 ) -> DemoData:
@@ -166,6 +192,7 @@ async def load_demo(
     admin.password_set_at = now
     if not is_new:
         admin.end_sessions(now)  # as every password change does
+        await _make_usable(session, customer, admin, now)
 
     invited, is_new = await _user(session, customer, INVITED, UserStatus.INVITED)
     if is_new:

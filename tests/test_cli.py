@@ -127,6 +127,29 @@ def test_demo_is_idempotent(workspace: Workspace) -> None:
     assert not asyncio.run(hasher.verify(generated, str(stored_hash)))[0]
 
 
+@pytest.mark.parametrize(
+    ("status", "action"), [("locked", "user.unlocked"), ("disabled", "user.enabled")]
+)
+def test_demo_makes_its_admin_usable_again(workspace: Workspace, status: str, action: str) -> None:
+    assert workspace.run("demo").returncode == 0
+    workspace.query(
+        f"UPDATE user_accounts SET status = '{status}', expires_at = '2000-01-01 00:00:00.000000'"  # noqa: S608
+        f" WHERE login = '{ADMIN_LOGIN}'"
+    )
+    workspace.query(
+        "INSERT INTO login_throttles (key, failures, window_started_at, updated_at)"  # noqa: S608
+        f" VALUES ('login:{ADMIN_LOGIN}', 100, '2000-01-01 00:00:00', '2099-01-01 00:00:00')"
+    )
+    again = workspace.run("demo", "--password", DEMO_PASSWORD)
+    assert again.returncode == 0, again.stderr
+    assert workspace.query(
+        f"SELECT status, expires_at FROM user_accounts WHERE login = '{ADMIN_LOGIN}'"  # noqa: S608
+    ) == [("active", None)]
+    assert workspace.query("SELECT key FROM login_throttles") == []
+    events = workspace.query("SELECT action, details FROM audit_events ORDER BY id")
+    assert [event for event, _ in events].count(action) == 1
+
+
 def test_openapi_write_and_check(workspace: Workspace) -> None:
     spec = workspace.cwd / "spec" / "openapi.json"
     written = workspace.run("openapi", "--path", str(spec))
