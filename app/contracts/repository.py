@@ -1,8 +1,8 @@
 """Queries on contracts."""
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.models import Contract, ContractState
@@ -30,20 +30,22 @@ class PbxTarget(NamedTuple):
     customer_number: str
 
 
-# Built once: a hand-off only binds the two ids.
+# Built once, on the tables (a Core statement: no ORM loading): a hand-off binds two ids.
+_CONTRACTS = cast(Table, Contract.__table__)
+_CUSTOMERS = cast(Table, Customer.__table__)
 _PBX_TARGET = (
     select(
-        Contract.id,
-        Contract.state,
-        Contract.contract_number,
-        Contract.pbx_tenant,
-        Contract.pbx_ui_url,
-        Customer.customer_number,
+        _CONTRACTS.c.id,
+        _CONTRACTS.c.state,
+        _CONTRACTS.c.contract_number,
+        _CONTRACTS.c.pbx_tenant,
+        _CONTRACTS.c.pbx_ui_url,
+        _CUSTOMERS.c.customer_number,
     )
-    .join(Customer, Customer.id == Contract.customer_id)
+    .join(_CUSTOMERS, _CUSTOMERS.c.id == _CONTRACTS.c.customer_id)
     .where(
-        Contract.id == bindparam("contract_id"),
-        Contract.customer_id == bindparam("customer_id"),
+        _CONTRACTS.c.id == bindparam("contract_id"),
+        _CONTRACTS.c.customer_id == bindparam("customer_id"),
     )
 )
 
