@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, Update, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    Update,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,9 +33,6 @@ from app.users.models import ACCOUNT_FIELDS, Account, UserAccount
 from app.users.status import UserStatus
 
 _USERS = cast(Table, UserAccount.__table__)
-_FIND_STORED_PASSWORD = select(_USERS.c.id, _USERS.c.password_hash).where(
-    _USERS.c.login_key == bindparam("login_key")
-)
 _NOW = bindparam("now", type_=UTCDateTime())
 
 
@@ -55,11 +63,6 @@ class StoredPassword:
 
     user_id: int
     password_hash: str | None
-
-
-async def find_stored_password(session: AsyncSession, login_key: str) -> StoredPassword | None:
-    row = (await session.execute(_FIND_STORED_PASSWORD, {"login_key": login_key})).one_or_none()
-    return None if row is None else StoredPassword(row[0], row[1])
 
 
 async def get_account(session: AsyncSession, user_id: int) -> UserAccount | None:
@@ -218,6 +221,41 @@ async def read_counters(session: AsyncSession, key: str, other: str | None = Non
     else:
         result = await session.execute(_TWO_COUNTERS, {"key": key, "other": other})
     return [Counter(*row) for row in result]
+
+
+# Everything a login reads before the hash, in one statement: the account's password and the
+# counters of the login and the client IP, each joined (if it exists) to one row.
+_LOGIN_COUNTER = _THROTTLES.alias("login_counter")
+_IP_COUNTER = _THROTTLES.alias("ip_counter")
+_COUNTER_FIELDS = ("key", "failures", "window_started_at", "updated_at")
+_READ_BEFORE_LOGIN = select(
+    _USERS.c.id,
+    _USERS.c.password_hash,
+    *(_LOGIN_COUNTER.c[name] for name in _COUNTER_FIELDS),
+    *(_IP_COUNTER.c[name] for name in _COUNTER_FIELDS),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery("one_row")
+    .outerjoin(_USERS, _USERS.c.login_key == bindparam("login_key"))
+    .outerjoin(_LOGIN_COUNTER, _LOGIN_COUNTER.c.key == bindparam("login_counter"))
+    .outerjoin(_IP_COUNTER, _IP_COUNTER.c.key == bindparam("ip_counter"))
+)
+
+
+async def read_before_login(
+    session: AsyncSession, login_key: str, login_counter: str, ip_counter: str | None
+) -> tuple[StoredPassword | None, list[Counter]]:
+    """The stored password of `login_key` (None without such an account) and the counters of
+    `login_counter` and `ip_counter` that exist."""
+    row = (
+        await session.execute(
+            _READ_BEFORE_LOGIN,
+            {"login_key": login_key, "login_counter": login_counter, "ip_counter": ip_counter},
+        )
+    ).one()
+    stored = None if row[0] is None else StoredPassword(row[0], row[1])
+    counters = [Counter(*row[start : start + 4]) for start in (2, 6) if row[start] is not None]
+    return stored, counters
 
 
 def _upsert(session: AsyncSession) -> type[postgresql.Insert] | type[sqlite.Insert]:
