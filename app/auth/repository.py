@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.cache import CHANGED_USER
+from app.auth.cache import note_changed_user
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
 from app.core.db import UTCDateTime
@@ -94,12 +94,11 @@ async def record_login(
         "now": now,
         "new_hash": new_hash,
     }
-    result = await session.execute(
-        _RECORD_LOGIN[new_hash is not None],
-        parameters,
-        execution_options={CHANGED_USER: checked.user_id},
-    )
-    row = result.one_or_none()
+    # On the session's connection, past the ORM's execution, which a Core statement does not
+    # need; the cache of signed-in sessions hears of the change as from any bulk UPDATE.
+    connection = await session.connection()
+    row = (await connection.execute(_RECORD_LOGIN[new_hash is not None], parameters)).one_or_none()
+    note_changed_user(session.sync_session, checked.user_id)
     return None if row is None else Account(*row)
 
 
@@ -111,7 +110,7 @@ _INSERT_SESSION = insert(_SESSIONS)
 
 async def add_session(session: AsyncSession, values: dict[str, object]) -> None:
     """Insert one `auth_sessions` row (every column given)."""
-    await session.execute(_INSERT_SESSION, values)
+    await (await session.connection()).execute(_INSERT_SESSION, values)
 
 
 async def read_live_session(
