@@ -41,7 +41,9 @@ async def record_event(
     row it refers to (its customer) must have been flushed already.
     """
     actor = actor or SYSTEM
-    await session.execute(
+    # On the session's connection: a Core INSERT needs nothing of the ORM's execution.
+    connection = await session.connection()
+    await connection.execute(
         _INSERT_EVENT,
         {
             "at": utcnow(),

@@ -153,15 +153,20 @@ def _changes_watched_rows(state: ORMExecuteState) -> bool:
     return getattr(getattr(state.statement, "table", None), "name", None) in WATCHED_TABLES
 
 
+def note_changed_user(session: Session, user_id: int | None) -> None:
+    """A statement of `session` changed rows of one account (of any, with None): forget its
+    sessions now, and again when the transaction commits."""
+    changed: set[int | str] = {_ALL} if user_id is None else {int(user_id)}
+    _changes_of(session).update(changed)
+    forget_changed(changed)
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _note_bulk_changes(state: ORMExecuteState) -> None:
     if _changes_watched_rows(state):
         # Which rows a bulk statement touches is not known here unless it says so; if not,
         # every session is forgotten.
-        user_id = state.execution_options.get(CHANGED_USER)
-        changed: set[int | str] = {_ALL} if user_id is None else {int(user_id)}
-        _changes_of(state.session).update(changed)
-        forget_changed(changed)
+        note_changed_user(state.session, state.execution_options.get(CHANGED_USER))
 
 
 @event.listens_for(Session, "after_commit")

@@ -9,11 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, Update, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    Update,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.cache import CHANGED_USER
+from app.auth.cache import note_changed_user
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
 from app.core.db import UTCDateTime
@@ -22,9 +33,6 @@ from app.users.models import ACCOUNT_FIELDS, Account, UserAccount
 from app.users.status import UserStatus
 
 _USERS = cast(Table, UserAccount.__table__)
-_FIND_STORED_PASSWORD = select(_USERS.c.id, _USERS.c.password_hash).where(
-    _USERS.c.login_key == bindparam("login_key")
-)
 _NOW = bindparam("now", type_=UTCDateTime())
 
 
@@ -57,11 +65,6 @@ class StoredPassword:
     password_hash: str | None
 
 
-async def find_stored_password(session: AsyncSession, login_key: str) -> StoredPassword | None:
-    row = (await session.execute(_FIND_STORED_PASSWORD, {"login_key": login_key})).one_or_none()
-    return None if row is None else StoredPassword(row[0], row[1])
-
-
 async def get_account(session: AsyncSession, user_id: int) -> UserAccount | None:
     return await session.get(UserAccount, user_id)
 
@@ -91,12 +94,11 @@ async def record_login(
         "now": now,
         "new_hash": new_hash,
     }
-    result = await session.execute(
-        _RECORD_LOGIN[new_hash is not None],
-        parameters,
-        execution_options={CHANGED_USER: checked.user_id},
-    )
-    row = result.one_or_none()
+    # On the session's connection, past the ORM's execution, which a Core statement does not
+    # need; the cache of signed-in sessions hears of the change as from any bulk UPDATE.
+    connection = await session.connection()
+    row = (await connection.execute(_RECORD_LOGIN[new_hash is not None], parameters)).one_or_none()
+    note_changed_user(session.sync_session, checked.user_id)
     return None if row is None else Account(*row)
 
 
@@ -108,7 +110,7 @@ _INSERT_SESSION = insert(_SESSIONS)
 
 async def add_session(session: AsyncSession, values: dict[str, object]) -> None:
     """Insert one `auth_sessions` row (every column given)."""
-    await session.execute(_INSERT_SESSION, values)
+    await (await session.connection()).execute(_INSERT_SESSION, values)
 
 
 async def read_live_session(
@@ -218,6 +220,41 @@ async def read_counters(session: AsyncSession, key: str, other: str | None = Non
     else:
         result = await session.execute(_TWO_COUNTERS, {"key": key, "other": other})
     return [Counter(*row) for row in result]
+
+
+# Everything a login reads before the hash, in one statement: the account's password and the
+# counters of the login and the client IP, each joined (if it exists) to one row.
+_LOGIN_COUNTER = _THROTTLES.alias("login_counter")
+_IP_COUNTER = _THROTTLES.alias("ip_counter")
+_COUNTER_FIELDS = ("key", "failures", "window_started_at", "updated_at")
+_READ_BEFORE_LOGIN = select(
+    _USERS.c.id,
+    _USERS.c.password_hash,
+    *(_LOGIN_COUNTER.c[name] for name in _COUNTER_FIELDS),
+    *(_IP_COUNTER.c[name] for name in _COUNTER_FIELDS),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery("one_row")
+    .outerjoin(_USERS, _USERS.c.login_key == bindparam("login_key"))
+    .outerjoin(_LOGIN_COUNTER, _LOGIN_COUNTER.c.key == bindparam("login_counter"))
+    .outerjoin(_IP_COUNTER, _IP_COUNTER.c.key == bindparam("ip_counter"))
+)
+
+
+async def read_before_login(
+    session: AsyncSession, login_key: str, login_counter: str, ip_counter: str | None
+) -> tuple[StoredPassword | None, list[Counter]]:
+    """The stored password of `login_key` (None without such an account) and the counters of
+    `login_counter` and `ip_counter` that exist."""
+    row = (
+        await session.execute(
+            _READ_BEFORE_LOGIN,
+            {"login_key": login_key, "login_counter": login_counter, "ip_counter": ip_counter},
+        )
+    ).one()
+    stored = None if row[0] is None else StoredPassword(row[0], row[1])
+    counters = [Counter(*row[start : start + 4]) for start in (2, 6) if row[start] is not None]
+    return stored, counters
 
 
 def _upsert(session: AsyncSession) -> type[postgresql.Insert] | type[sqlite.Insert]:

@@ -7,12 +7,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import SYSTEM, Actor, record_event
 from app.auth.errors import InvalidCredentials
-from app.auth.repository import find_stored_password, get_account, record_login
+from app.auth.repository import get_account, read_before_login, record_login
 from app.auth.sessions import IssuedTokens, may_log_in, revoke_session, start_session
 from app.auth.throttle import (
     ThrottleCheck,
     check_throttle,
     clear_login_failures,
+    ip_throttle_key,
+    judge_counters,
+    login_throttle_key,
     record_login_failure,
 )
 from app.core.auth import Principal
@@ -142,14 +145,20 @@ async def log_in(
     """
     now = utcnow()
     login_key = UserAccount.key_for(login)
-    # The reads before the hash are a transaction of their own, ended before the hash: no
-    # connection (on SQLite the only one) is held while the password is hashed, so other
-    # requests go on meanwhile. The writes after it begin the next one.
-    throttle = await guard_password_check(
-        state, session, login_key=login_key, client_ip=client_ip, now=now
+    # The reads before the hash are one statement in a transaction of its own, ended before
+    # the hash: no connection (on SQLite the only one) is held while the password is hashed,
+    # so other requests go on meanwhile. The writes after it begin the next one.
+    await session.connection(execution_options=state.database.single_statement_options)
+    stored, counters = await read_before_login(
+        session,
+        login_key,
+        login_throttle_key(login_key),
+        ip_throttle_key(client_ip) if client_ip is not None else None,
     )
-    stored = await find_stored_password(session, login_key)
     await session.commit()
+    throttle = judge_counters(state.settings, counters, login_key=login_key, now=now)
+    if throttle.wait is not None:
+        raise RateLimited(throttle.wait, "Too many failed logins; try again later.")
     # Without an account (or a password) the hasher checks a dummy hash: same time.
     stored_hash = stored.password_hash if stored is not None else None
     matches, new_hash = await state.hasher.verify(password, stored_hash)

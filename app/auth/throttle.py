@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,12 +79,24 @@ async def check_throttle(
     now: datetime | None = None,
 ) -> ThrottleCheck:
     """The counters of the login and the client IP, read in one query."""
-    now = now or utcnow()
     login = login_throttle_key(login_key)
     ip = ip_throttle_key(client_ip) if client_ip is not None else None
+    counters = await repository.read_counters(session, login, ip)
+    return judge_counters(settings, counters, login_key=login_key, now=now or utcnow())
+
+
+def judge_counters(
+    settings: Settings,
+    counters: Iterable[repository.Counter],
+    *,
+    login_key: str,
+    now: datetime,
+) -> ThrottleCheck:
+    """The verdict of the counters (of the login and the client IP) that exist."""
+    login = login_throttle_key(login_key)
     waits: list[timedelta] = []
     login_counted = False
-    for counter in await repository.read_counters(session, login, ip):
+    for counter in counters:
         if counter.key == login:
             login_counted = True
             if counter.updated_at > now - FAILURE_MEMORY:

@@ -38,6 +38,7 @@ SQLITE_BUSY_TIMEOUT = 10.0
 # A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
 PING_AFTER_IDLE = 10.0
 _IDLE_SINCE = "eservice_idle_since"
+_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
 
 class Base(DeclarativeBase):
@@ -168,6 +169,17 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.bind.dialect.name
+
+    @property
+    def single_statement_options(self) -> dict[str, Any]:
+        """Execution options for a session that runs one read and ends: on a PostgreSQL engine
+        AUTOCOMMIT, so neither BEGIN nor COMMIT costs a round trip (one statement is its own
+        transaction). Elsewhere none: SQLite's reads begin like any transaction, and a test's
+        connection is inside the outer transaction the test rolls back.
+        """
+        if isinstance(self.bind, AsyncEngine) and self.dialect == "postgresql":
+            return _AUTOCOMMIT
+        return {}
 
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):
