@@ -2,7 +2,7 @@
 
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Insert, Select, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
@@ -21,7 +21,26 @@ SYSTEM = Actor(None, "system")
 
 # One INSERT of the row, rather than an entity in the session: events are written often (every
 # login and hand-off) and never read back by the request that writes them.
-_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+EVENTS = cast(Table, AuditEvent.__table__)
+_INSERT_EVENT = insert(EVENTS)
+# The columns an event is written with, in this order (`events_from`).
+EVENT_COLUMNS = (
+    "at",
+    "customer_id",
+    "actor_id",
+    "actor_login",
+    "action",
+    "target_type",
+    "target_id",
+    "client_ip",
+    "details",
+)
+
+
+def events_from(source: Select[Any]) -> Insert:
+    """An INSERT of the events that `source` selects, column by column as EVENT_COLUMNS, for
+    one statement that writes a change and its event together (see app/auth/repository.py)."""
+    return insert(EVENTS).from_select(list(EVENT_COLUMNS), source)
 
 
 async def record_event(

@@ -7,9 +7,11 @@ cache key costs more CPU than SQLite takes to run it. They are Core statements o
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
+    String,
     Table,
     Update,
     bindparam,
@@ -21,9 +23,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import EVENTS, events_from
 from app.auth.cache import note_changed_user
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
@@ -187,6 +191,66 @@ async def set_authenticated_at(session: AsyncSession, session_id: str, now: date
         .values(authenticated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def _login_with_session_statement(*, new_hash: bool) -> Select[Any]:
+    """PostgreSQL: the login's UPDATE ... RETURNING, the new session's INSERT and the audit
+    event's INSERT as one statement (data-modifying CTEs), so a login writes in one round
+    trip. Both INSERTs select from the UPDATE's RETURNING: without the account (changed
+    during the hash) neither row is written."""
+    account = _RECORD_LOGIN[new_hash].cte("account")
+    session_columns = [column.name for column in _SESSIONS.columns]
+    new_session = insert(_SESSIONS).from_select(
+        session_columns,
+        select(
+            *(
+                account.c.id
+                if name == "user_id"
+                else bindparam(f"session_{name}", type_=column.type)
+                for name, column in zip(session_columns, _SESSIONS.columns, strict=True)
+            )
+        ),
+    )
+    event = events_from(
+        select(
+            bindparam("session_created_at", type_=UTCDateTime()),
+            account.c.customer_id,
+            account.c.id,
+            account.c.login,
+            literal("login.succeeded"),
+            literal("user"),
+            sql_cast(account.c.id, String),
+            bindparam("session_client_ip", type_=_SESSIONS.c.client_ip.type),
+            literal({}, type_=EVENTS.c.details.type),
+        )
+    )
+    return select(*account.c).add_cte(new_session.cte("new_session"), event.cte("login_event"))
+
+
+_LOGIN_WITH_SESSION = {flag: _login_with_session_statement(new_hash=flag) for flag in (False, True)}
+
+
+async def record_login_with_session(
+    session: AsyncSession,
+    checked: StoredPassword,
+    now: datetime,
+    new_hash: str | None,
+    session_row: dict[str, object],
+) -> Account | None:
+    """`record_login`, the session's `add_session` and the `login.succeeded` event in one
+    statement (PostgreSQL only); the account, or None (then nothing was written)."""
+    parameters: dict[str, object] = {
+        "user_id": checked.user_id,
+        "checked_hash": checked.password_hash,
+        "now": now,
+        "new_hash": new_hash,
+        **{f"session_{name}": value for name, value in session_row.items()},
+    }
+    connection = await session.connection()
+    statement = _LOGIN_WITH_SESSION[new_hash is not None]
+    row = (await connection.execute(statement, parameters)).one_or_none()
+    note_changed_user(session.sync_session, checked.user_id)
+    return None if row is None else Account(*row)
 
 
 # -- throttling counters (`login_throttles`) --------------------------------

@@ -7,8 +7,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import SYSTEM, Actor, record_event
 from app.auth.errors import InvalidCredentials
-from app.auth.repository import get_account, read_before_login, record_login
-from app.auth.sessions import IssuedTokens, may_log_in, revoke_session, start_session
+from app.auth.repository import (
+    get_account,
+    read_before_login,
+    record_login,
+    record_login_with_session,
+)
+from app.auth.sessions import (
+    IssuedTokens,
+    issued_tokens,
+    may_log_in,
+    new_session_row,
+    revoke_session,
+    start_session,
+)
 from app.auth.throttle import (
     ThrottleCheck,
     check_throttle,
@@ -164,15 +176,29 @@ async def log_in(
     matches, new_hash = await state.hasher.verify(password, stored_hash)
     if stored is not None and matches:
         # Writes the login only if the account may still log in with the hash just checked.
-        account = await record_login(session, stored, now, new_hash)
-        if account is not None:
-            if throttle.login_counted:
-                await clear_login_failures(session, login_key)
-            tokens = await start_session(
-                state, session, account, client_ip=client_ip, user_agent=user_agent
+        if state.database.dialect == "postgresql" and not throttle.login_counted:
+            # One statement records the login, opens the session and audits it (one round
+            # trip); without a counter to reset it is all a login writes.
+            opened = utcnow()
+            row, refresh_token = new_session_row(
+                state, stored.user_id, client_ip=client_ip, user_agent=user_agent, now=opened
             )
-            await record_own_event(session, "login.succeeded", account, client_ip=client_ip)
-            return tokens, account
+            await session.connection(execution_options=state.database.single_statement_options)
+            account = await record_login_with_session(session, stored, now, new_hash, row)
+            # Ends the single statement's transaction: a failure is written in a new one.
+            await session.commit()
+            if account is not None:
+                return issued_tokens(state, account, row, refresh_token, opened), account
+        else:
+            account = await record_login(session, stored, now, new_hash)
+            if account is not None:
+                if throttle.login_counted:
+                    await clear_login_failures(session, login_key)
+                tokens = await start_session(
+                    state, session, account, client_ip=client_ip, user_agent=user_agent
+                )
+                await record_own_event(session, "login.succeeded", account, client_ip=client_ip)
+                return tokens, account
     # Read again in the request's unit of work: the account may have changed meanwhile.
     user = await get_account(session, stored.user_id) if stored is not None else None
     if user is None:

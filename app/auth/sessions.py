@@ -58,6 +58,53 @@ def _refresh_token(session_id: str) -> tuple[str, str]:
     return token, hash_token(token)
 
 
+def new_session_row(
+    state: AppState,
+    user_id: int,
+    *,
+    client_ip: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> tuple[dict[str, object], str]:
+    """The `auth_sessions` row of a new session (every column), and its refresh token."""
+    settings = state.settings
+    session_id = secrets.token_hex(SESSION_ID_LENGTH // 2)
+    refresh_token, refresh_hash = _refresh_token(session_id)
+    row: dict[str, object] = {
+        "id": session_id,
+        "user_id": user_id,
+        "refresh_token_hash": refresh_hash,
+        "refresh_count": 0,
+        "created_at": now,
+        "authenticated_at": now,
+        "last_refreshed_at": now,
+        "idle_expires_at": min(now + settings.session_idle_ttl, now + settings.session_ttl),
+        "expires_at": now + settings.session_ttl,
+        "revoked_at": None,
+        "revoked_reason": None,
+        "client_ip": client_ip,
+        "user_agent": (user_agent or "")[:200] or None,
+    }
+    return row, refresh_token
+
+
+def issued_tokens(
+    state: AppState,
+    user: UserAccount | Account,
+    session_row: dict[str, object],
+    refresh_token: str,
+    now: datetime,
+) -> IssuedTokens:
+    """What the client gets for the session of `session_row`."""
+    session_id = str(session_row["id"])
+    return IssuedTokens(
+        access_token=_access_token(state, user, session_id, now),
+        refresh_token=refresh_token,
+        expires_in=int(state.settings.access_token_ttl.total_seconds()),
+        session_id=session_id,
+    )
+
+
 async def start_session(
     state: AppState,
     session: AsyncSession,
@@ -67,33 +114,12 @@ async def start_session(
     user_agent: str | None = None,
 ) -> IssuedTokens:
     """Open a session for a user who just proved who he is."""
-    settings, now = state.settings, utcnow()
-    session_id = secrets.token_hex(SESSION_ID_LENGTH // 2)
-    refresh_token, refresh_hash = _refresh_token(session_id)
-    await repository.add_session(
-        session,
-        {
-            "id": session_id,
-            "user_id": user.id,
-            "refresh_token_hash": refresh_hash,
-            "refresh_count": 0,
-            "created_at": now,
-            "authenticated_at": now,
-            "last_refreshed_at": now,
-            "idle_expires_at": min(now + settings.session_idle_ttl, now + settings.session_ttl),
-            "expires_at": now + settings.session_ttl,
-            "revoked_at": None,
-            "revoked_reason": None,
-            "client_ip": client_ip,
-            "user_agent": (user_agent or "")[:200] or None,
-        },
+    now = utcnow()
+    row, refresh_token = new_session_row(
+        state, user.id, client_ip=client_ip, user_agent=user_agent, now=now
     )
-    return IssuedTokens(
-        access_token=_access_token(state, user, session_id, now),
-        refresh_token=refresh_token,
-        expires_in=int(settings.access_token_ttl.total_seconds()),
-        session_id=session_id,
-    )
+    await repository.add_session(session, row)
+    return issued_tokens(state, user, row, refresh_token, now)
 
 
 async def authenticate(

@@ -53,6 +53,23 @@ async def test_login_succeeds_and_the_token_works(
     ).scalar_one()
     assert event.actor_id == user.id
     assert (event.target_id, event.client_ip) == (str(user.id), "127.0.0.1")
+    assert (event.customer_id, event.actor_login, event.target_type) == (
+        customer.id,
+        "Admin.Telefonanlage1",
+        "user",
+    )
+    assert event.details == {}
+    stored = (
+        await session.execute(select(AuthSession).where(AuthSession.user_id == user.id))
+    ).scalar_one()
+    assert (stored.client_ip, stored.user_agent, stored.refresh_count) == (
+        "127.0.0.1",
+        f"python-httpx/{httpx.__version__}",
+        0,
+    )
+    assert stored.revoked_at is None
+    assert stored.expires_at - stored.created_at == timedelta(hours=12)
+    assert stored.authenticated_at == stored.created_at
 
 
 async def test_token_endpoint_takes_the_oauth2_form(
