@@ -279,7 +279,7 @@ async def list_users(
         values["after"] = after.id if sort == "id" else after.value
         values["after_id"] = after.id
     connection = await session.connection()
-    return _rows(await connection.execute(query, values))
+    return _rows((await connection.execute(query, values)).all())
 
 
 @functools.cache
