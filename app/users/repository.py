@@ -288,8 +288,11 @@ def _count_query(shape: _Shape) -> Select[int]:
 
 
 async def count_users(session: AsyncSession, customer_id: int, filters: UserFilter) -> int:
-    query = _count_query(_shape(filters))
-    return int((await session.execute(query, _filter_values(customer_id, filters))).scalar_one())
+    connection = await session.connection()
+    result = await connection.execute(
+        _count_query(_shape(filters)), _filter_values(customer_id, filters)
+    )
+    return int(result.scalar_one())
 
 
 async def lock_active_admin_ids(session: AsyncSession, customer_id: int) -> list[int]:
