@@ -7,12 +7,11 @@ from typing import Any, TypeGuard
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import utcnow
 from app.core.pagination import InvalidCursor, decode_cursor, encode_cursor
 from app.users import repository
 from app.users.fields import reject_unstorable_text
-from app.users.repository import Keyset, UserFilter, UserRow
-from app.users.schemas import UserPage, user_data
+from app.users.repository import Keyset, UserFilter
+from app.users.schemas import UserOut, UserPage
 from app.users.status import UserStatus
 
 SORT_PATTERN = r"^-?(id|login|last_name|status|created_at)$"
@@ -27,16 +26,16 @@ def _fingerprint(filters: UserFilter) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _sort_value(sort: str, row: UserRow) -> Any:
+def _sort_value(sort: str, login_key: str, user: UserOut) -> Any:
     if sort == "login":
-        return row["login_key"]
+        return login_key
     if sort == "last_name":
-        return row["last_name"]
+        return user.last_name
     if sort == "status":
-        return str(row["status"])
+        return str(user.status)
     if sort == "created_at":
-        return row["created_at"].isoformat()
-    return row["id"]
+        return user.created_at.isoformat()
+    return user.id
 
 
 def _valid_id(value: Any) -> TypeGuard[int]:
@@ -100,25 +99,19 @@ async def list_page(
         limit=limit + 1,
         unique_sort=sort in _UNIQUE_SORTS,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(
+    more = len(rows) > limit
+    rows = rows[:limit]
+    total = await repository.count_users(session, customer_id, filters) if include_total else None
+    # The rows' plain values validated in one pass of pydantic-core, not per row in Python.
+    page = UserPage.model_validate({"items": rows, "next_cursor": None, "total": total})
+    if more:
+        last = page.items[-1]
+        page.next_cursor = encode_cursor(
             {
                 "s": sort_param,
                 "f": _fingerprint(filters),
-                "v": _sort_value(sort, last),
-                "i": last["id"],
+                "v": _sort_value(sort, rows[-1]["login_key"], last),
+                "i": last.id,
             }
         )
-    total = await repository.count_users(session, customer_id, filters) if include_total else None
-    now = utcnow()
-    # Plain data validated in one pass of pydantic-core, not a model built per row in Python.
-    return UserPage.model_validate(
-        {
-            "items": [user_data(row, now) for row in rows],
-            "next_cursor": next_cursor,
-            "total": total,
-        }
-    )
+    return page

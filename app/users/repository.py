@@ -1,13 +1,29 @@
 """Every query of user management: lookups, the keyset-paginated list, admin-row locks."""
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Enum,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.clock import utcnow
+from app.core.db import UTCDateTime, utc_text
 from app.core.permissions import Role
 from app.customers.models import Customer
 from app.invitations.models import Invitation
@@ -70,22 +86,49 @@ _ACCOUNT_COLUMNS = (
     "updated_at",
     "version",
 )
-# The invitation block: the dispatch's columns and the state of its mail.
-_INVITATION_COLUMNS = ("scheduled_for", "sent_at", "sent_count", "expires_at", "accepted_at")
-_INVITATION_KEYS = (*_INVITATION_COLUMNS, "delivery")
+# The invitation block: the dispatch's columns, whether it expired unaccepted, and the state
+# of its mail.
+_INVITATION_COLUMNS = ("scheduled_for", "sent_at", "sent_count", "expires_at")
+_INVITATION_KEYS = (*_INVITATION_COLUMNS, "expired", "delivery")
 _INVITATION_START = len(_ACCOUNT_COLUMNS) + 1  # after the account's columns and the flag
 
 UserRow = dict[str, Any]
 """A user as the user queries read it: the account's columns by name, and under `invitation`
-the invitation's columns and the `delivery` state of its mail (None without invitation)."""
+the invitation's columns, `expired` and the `delivery` state of its mail (None without
+invitation). Values are as the driver returns them (timestamps, enums: see `_plain`); the
+user representation's validation converts them."""
+
+
+def _plain(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The column without SQLAlchemy's per-row conversion of its values.
+
+    A page holds thousands of values; pydantic-core converts them in one pass instead.
+    """
+    if isinstance(column.type, UTCDateTime):
+        return utc_text(column)
+    if isinstance(column.type, Enum):
+        return type_coerce(column, String())
+    return column
+
+
+# Whether the invitation expired unaccepted, at the moment bound as `now`.
+_EXPIRED = type_coerce(
+    and_(
+        _invitations.accepted_at.is_(None),
+        _invitations.expires_at.is_not(None),
+        _invitations.expires_at <= bindparam("now", type_=UTCDateTime()),
+    ),
+    Integer(),
+)
 
 # Users with their invitation and its mail's delivery state, in one query (no N+1); built
 # once, each query adds its conditions.
 _USER_ROWS = select(
-    *(_users[name] for name in _ACCOUNT_COLUMNS),
+    *(_plain(_users[name]) for name in _ACCOUNT_COLUMNS),
     _invitations.user_id,
-    *(_invitations[name] for name in _INVITATION_COLUMNS),
-    _outbox.state,
+    *(_plain(_invitations[name]) for name in _INVITATION_COLUMNS),
+    _EXPIRED,
+    _plain(_outbox.state),
 ).select_from(
     UserAccount.__table__.outerjoin(
         Invitation.__table__, _invitations.user_id == _users.id
@@ -97,10 +140,9 @@ def _rows(result: Iterable[Sequence[Any]]) -> list[UserRow]:
     rows = []
     for values in result:
         row = dict(zip(_ACCOUNT_COLUMNS, values, strict=False))
-        has_invitation = values[_INVITATION_START - 1] is not None
         row["invitation"] = (
             dict(zip(_INVITATION_KEYS, values[_INVITATION_START:], strict=True))
-            if has_invitation
+            if values[_INVITATION_START - 1] is not None
             else None
         )
         rows.append(row)
@@ -122,6 +164,9 @@ async def get_user(session: AsyncSession, customer_id: int, user_id: int) -> Use
     ).scalar_one_or_none()
 
 
+_ONE_ROW = _USER_ROWS.where(_users.id == bindparam("user_id"))
+
+
 async def get_user_row(session: AsyncSession, user_id: int) -> UserRow:
     """The user with its invitation block, as stored (after a change, for the response).
 
@@ -129,26 +174,85 @@ async def get_user_row(session: AsyncSession, user_id: int) -> UserRow:
     session's objects.
     """
     await session.flush()
-    result = await session.execute(_USER_ROWS.where(_users.id == user_id))
+    connection = await session.connection()
+    result = await connection.execute(_ONE_ROW, {"user_id": user_id, "now": utcnow()})
     return _rows(result)[0]
 
 
-def _filtered(query: _Q, customer_id: int, filters: UserFilter) -> _Q:
-    query = query.where(_users.customer_id == customer_id)
-    if filters.status is not None:
-        query = query.where(_users.status == filters.status)
-    if filters.role is not None:
-        query = query.where(_users.role == filters.role)
-    if filters.q:
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern of `text` anywhere, its `%` and `_` escaped with `/`."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+# Which filters a list query has: status, role, q.
+_Shape = tuple[bool, bool, bool]
+
+
+def _filtered(query: _Q, shape: _Shape) -> _Q:
+    """The customer's users matching the filters present; values are bound per execution."""
+    status, role, q = shape
+    query = query.where(_users.customer_id == bindparam("customer_id"))
+    if status:
+        query = query.where(_users.status == bindparam("status"))
+    if role:
+        query = query.where(_users.role == bindparam("role"))
+    if q:
+        # Both sides lowered by the database, as icontains() does.
+        pattern = func.lower(bindparam("q", type_=String()))
         query = query.where(
             or_(
-                _users.login_key.icontains(filters.q, autoescape=True),
-                _users.first_name.icontains(filters.q, autoescape=True),
-                _users.last_name.icontains(filters.q, autoescape=True),
-                _users.email.icontains(filters.q, autoescape=True),
+                *(
+                    func.lower(column).like(pattern, escape="/")
+                    for column in (
+                        _users.login_key,
+                        _users.first_name,
+                        _users.last_name,
+                        _users.email,
+                    )
+                )
             )
         )
     return query
+
+
+def _filter_values(customer_id: int, filters: UserFilter) -> dict[str, Any]:
+    values: dict[str, Any] = {"customer_id": customer_id}
+    if filters.status is not None:
+        values["status"] = filters.status
+    if filters.role is not None:
+        values["role"] = filters.role
+    if filters.q:
+        values["q"] = _like_pattern(filters.q)
+    return values
+
+
+def _shape(filters: UserFilter) -> _Shape:
+    return (filters.status is not None, filters.role is not None, bool(filters.q))
+
+
+@functools.cache
+def _list_query(
+    shape: _Shape, sort: str, descending: bool, keyset: bool, unique_sort: bool
+) -> Select[*tuple[Any, ...]]:
+    """The list's statement for one combination of filters, sort and keyset, built once.
+
+    The same statement object each time, so SQLAlchemy finds its compiled form without
+    computing a cache key again.
+    """
+    column = SORT_COLUMNS[sort]
+    query = _filtered(_USER_ROWS, shape)
+    if keyset:
+        if unique_sort:
+            bound = bindparam("after", type_=column.type)
+            query = query.where(column < bound if descending else column > bound)
+        else:
+            left = tuple_(column, _users.id)
+            right = tuple_(bindparam("after", type_=column.type), bindparam("after_id"))
+            query = query.where(left < right if descending else left > right)
+    columns = [column] if unique_sort else [column, _users.id]
+    order = [col.desc() if descending else col.asc() for col in columns]
+    return query.order_by(*order).limit(bindparam("limit", type_=Integer()))
 
 
 async def list_users(
@@ -167,25 +271,28 @@ async def list_users(
     A unique sort column (id, login) orders alone; others add the id as tie-break, matching
     the (customer_id, column, id) indexes.
     """
-    column = SORT_COLUMNS[sort]
-    query = _filtered(_USER_ROWS, customer_id, filters)
+    query = _list_query(_shape(filters), sort, descending, after is not None, unique_sort)
+    values = _filter_values(customer_id, filters)
+    values["limit"] = limit
+    values["now"] = utcnow()
     if after is not None:
-        if unique_sort:
-            bound = literal(after.value if sort != "id" else after.id, type_=column.type)
-            query = query.where(column < bound if descending else column > bound)
-        else:
-            left = tuple_(column, _users.id)
-            right = tuple_(literal(after.value, type_=column.type), literal(after.id))
-            query = query.where(left < right if descending else left > right)
-    columns = [column] if unique_sort else [column, _users.id]
-    order = [col.desc() if descending else col.asc() for col in columns]
-    result = await session.execute(query.order_by(*order).limit(limit))
-    return _rows(result)
+        values["after"] = after.id if sort == "id" else after.value
+        values["after_id"] = after.id
+    connection = await session.connection()
+    return _rows((await connection.execute(query, values)).all())
+
+
+@functools.cache
+def _count_query(shape: _Shape) -> Select[int]:
+    return _filtered(select(func.count(_users.id)), shape)
 
 
 async def count_users(session: AsyncSession, customer_id: int, filters: UserFilter) -> int:
-    query = _filtered(select(func.count(_users.id)), customer_id, filters)
-    return int((await session.execute(query)).scalar_one())
+    connection = await session.connection()
+    result = await connection.execute(
+        _count_query(_shape(filters)), _filter_values(customer_id, filters)
+    )
+    return int(result.scalar_one())
 
 
 async def lock_active_admin_ids(session: AsyncSession, customer_id: int) -> list[int]:

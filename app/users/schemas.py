@@ -4,7 +4,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.clock import utcnow
 from app.core.permissions import Role
 from app.outbox.models import DeliveryState
 from app.users.fields import Email, LoginId, PersonName, PhoneNumber, UtcDatetime
@@ -55,23 +54,12 @@ class UserOut(BaseModel):
 
     @classmethod
     def of_row(cls, row: UserRow) -> "UserOut":
-        """A user of user management, with its invitation block."""
-        return cls.model_validate(user_data(row, utcnow()))
+        """A user of user management, with its invitation block.
 
-
-def user_data(row: UserRow, now: datetime) -> UserRow:
-    """A row of the user queries as `UserOut` validates it: the invitation block gets `expired`.
-
-    Used for one user and for every row of a list page, which is validated and serialised as
-    a whole in pydantic-core. The row is completed in place.
-    """
-    invitation = row["invitation"]
-    if invitation is not None:
-        expires_at = invitation["expires_at"]
-        invitation["expired"] = (
-            invitation["accepted_at"] is None and expires_at is not None and expires_at <= now
-        )
-    return row
+        The row's values are the driver's (see `UserRow`): validation converts them, for one
+        user here as for every row of a list page.
+        """
+        return cls.model_validate(row)
 
 
 class UserCreate(BaseModel):

@@ -263,3 +263,44 @@ async def test_list_queries_do_not_grow_with_rows(
     listed = await client.get("/api/v1/users", params={"limit": 200}, headers=tenant.headers)
     assert sum(item["invitation"] is not None for item in listed.json()["items"]) == 22
     assert await queries_for_list() == few
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("50%", {"50% off"}),
+        ("0_o", {"a0_own"}),
+        ("/x", {"a/x", "a//x"}),
+        ("//", {"a//x"}),
+        ("\\y", {"back\\yard"}),
+        ("%", {"50% off"}),
+        ("_", {"a0_own"}),
+    ],
+)
+async def test_search_matches_wildcards_and_escapes_literally(
+    session: AsyncSession, state: AppState, client: httpx.AsyncClient, q: str, expected: set[str]
+) -> None:
+    tenant = await make_tenant(session, state)
+    names = ["50% off", "50x off", "a0_own", "a0xown", "a/x", "a//x", "back\\yard", "backyard"]
+    for name in names:
+        await create_user(session, state, tenant.customer, first_name=name, password=None)
+    await session.flush()
+    found = await client.get("/api/v1/users", params={"q": q}, headers=tenant.headers)
+    assert found.status_code == 200, found.text
+    assert {item["first_name"] for item in found.json()["items"]} == expected
+
+
+@pytest.mark.parametrize("sort", [*SORTS, *[f"-{sort}" for sort in SORTS]])
+async def test_filtered_pages_follow_every_sort(
+    client: httpx.AsyncClient, crowd: Tenant, sort: str
+) -> None:
+    params = {"sort": sort, "status": "active", "q": "crowd.0", "include_total": "true"}
+    pages = await _all_pages(client, crowd.headers, limit=4, **params)
+    paged = [item["id"] for page in pages for item in page]
+    whole = await client.get(
+        "/api/v1/users", params={**params, "limit": 200}, headers=crowd.headers
+    )
+    assert whole.json()["total"] == 25
+    assert [item["id"] for item in whole.json()["items"]] == paged
+    assert len(set(paged)) == 25
+    assert all(item["status"] == "active" for page in pages for item in page)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.clock import clock, utcnow
 from app.core.state import AppState
 from app.invitations.models import Invitation
+from app.users.schemas import UserOut
 from tests.factories import auth_headers, create_user
 from tests.users.helpers import Tenant, make_tenant, new_user_body
 
@@ -108,3 +109,20 @@ async def test_a_changed_user_is_listed_as_the_change_answered(
     assert changed.headers["etag"] == '"2"'
     listed = await _listed(client, tenant)
     assert listed[user.id] == changed.json()
+
+
+async def test_listed_values_equal_the_stored_account(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    """The list reads the driver's plain values; they convert to what the ORM reads."""
+    tenant = await make_tenant(session, state)
+    whole_second = utcnow().replace(microsecond=0) + timedelta(days=3)
+    user = await create_user(session, state, tenant.customer, expires_at=whole_second)
+    user.created_at = whole_second - timedelta(days=9)
+    user.last_login_at = utcnow()
+    await session.flush()
+    await session.refresh(user)
+    stored = UserOut.build(user).model_dump(mode="json", exclude={"invitation"})
+    listed = (await _listed(client, tenant))[user.id]
+    assert {name: listed[name] for name in stored} == stored
+    assert listed["expires_at"] == whole_second.isoformat().replace("+00:00", "Z")
