@@ -47,7 +47,10 @@ def create_app(
     database = database or Database(create_engine(settings))
     # On SQLite (one API process) every change of a session reaches the cache in-process; on
     # PostgreSQL the cache only answers while it hears of every other process's changes.
-    cache = PrincipalCache(active=settings.auth_cache and settings.is_sqlite)
+    cache = PrincipalCache(
+        active=settings.auth_cache and settings.is_sqlite,
+        max_age=settings.auth_cache_max_age.total_seconds(),
+    )
     state = build_state(settings, database, authenticator=CachedAuthenticator(cache))
     state.keys.ensure_key(may_generate=settings.environment != "production")
     run_jobs = settings.run_dispatcher if run_background is None else run_background

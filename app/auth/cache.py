@@ -19,6 +19,7 @@ checked on every use.
 """
 
 import re
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,8 @@ WATCHED_TABLES = frozenset({UserAccount.__tablename__, AuthSession.__tablename__
 _WRITES = re.compile(r"\b(update|delete)\b")
 _CHANGES = "auth_cache_changes"
 _ALL = "*"
+# Seconds a checked session is answered from memory before it is checked again.
+DEFAULT_MAX_AGE = 5.0
 # Execution option of a bulk UPDATE that touches one account's rows only: `{CHANGED_USER: id}`.
 CHANGED_USER = "changed_user_id"
 
@@ -51,12 +54,17 @@ class CachedSession:
 class PrincipalCache:
     """Sessions and verified token claims of this process, forgotten on every change."""
 
-    def __init__(self, *, active: bool, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, *, active: bool, max_entries: int = 10_000, max_age: float = DEFAULT_MAX_AGE
+    ) -> None:
         # Whether every change reaches this cache; while not, it neither answers nor stores.
         self._active = active
         self.max_entries = max_entries
+        # A session is checked in the database again once its entry is this old (seconds),
+        # changed or not: the bound on a change this process cannot hear of.
+        self.max_age = max_age
         self.generation = 0
-        self._sessions: dict[str, CachedSession] = {}
+        self._sessions: dict[str, tuple[CachedSession, float]] = {}
         self._sessions_of_user: dict[int, set[str]] = {}
         self._claims: dict[str, dict[str, Any]] = {}
         _LIVE_CACHES.add(self)
@@ -76,7 +84,14 @@ class PrincipalCache:
     # -- sessions ------------------------------------------------------------
 
     def session(self, session_id: str) -> CachedSession | None:
-        return self._sessions.get(session_id) if self._active else None
+        found = self._sessions.get(session_id) if self._active else None
+        if found is None:
+            return None
+        entry, checked_at = found
+        if time.monotonic() - checked_at >= self.max_age:
+            del self._sessions[session_id]
+            return None
+        return entry
 
     def remember_session(self, session_id: str, entry: CachedSession, generation: int) -> None:
         """Keep `entry`, read when the cache was at `generation`, unless a change came since."""
@@ -84,7 +99,7 @@ class PrincipalCache:
             return
         if len(self._sessions) >= self.max_entries:
             self._forget_sessions()
-        self._sessions[session_id] = entry
+        self._sessions[session_id] = (entry, time.monotonic())
         self._sessions_of_user.setdefault(entry.account.id, set()).add(session_id)
 
     def forget_user(self, user_id: int) -> None:

@@ -76,8 +76,12 @@ class Settings(BaseSettings):
     pbx_audience: str = "cloud-pbx"
     jwt_issuer: str = "http://127.0.0.1:8000"
     api_audience: str = "eservice-api"
-    # The per-process cache of signed-in sessions (app/auth/cache.py).
+    # The per-process cache of signed-in sessions (app/auth/cache.py), and how long a checked
+    # session is answered from it before the database is asked again.
     auth_cache: bool = True
+    auth_cache_max_age: timedelta = Field(
+        default=timedelta(seconds=5), ge=timedelta(0), le=timedelta(minutes=5)
+    )
     keys_dir: Path = Path("var/keys")
     documents_dir: Path = Path("var/documents")
 

@@ -181,6 +181,56 @@ def test_an_inactive_cache_neither_answers_nor_keeps() -> None:
     assert cache.session("s1") is None
 
 
+def test_a_session_is_checked_again_once_its_entry_is_old(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = PrincipalCache(active=True, max_age=5.0)
+    moment = [1000.0]
+    monkeypatch.setattr("app.auth.cache.time.monotonic", lambda: moment[0])
+    cache.remember_session("s1", _entry(1), cache.generation)
+    moment[0] += 4.9
+    assert cache.session("s1") is not None
+    moment[0] += 0.1
+    assert cache.session("s1") is None  # the next request asks the database
+
+
+@pytest.mark.committing
+async def test_a_change_the_process_cannot_hear_of_takes_effect_within_the_max_age(
+    settings: Settings, committing_engine: object
+) -> None:
+    """SQLite: another process (its own engine, plain SQL) disables the account."""
+    if not settings.is_sqlite:
+        pytest.skip("on PostgreSQL the listener hears of every change")
+    app = create_app(
+        settings.model_copy(update={"auth_cache_max_age": timedelta(milliseconds=200)}),
+        run_background=False,
+    )
+    state = app.state.eservice
+    try:
+        async with state.database.sessionmaker.begin() as session:
+            user = await create_user(session, state, await create_customer(session))
+            headers = await auth_headers(session, state, user)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+            other = create_engine(settings)
+            try:
+                async with other.begin() as connection:
+                    await connection.execute(
+                        text("UPDATE user_accounts SET status = 'disabled' WHERE id = :id"),
+                        {"id": user.id},
+                    )
+            finally:
+                await other.dispose()
+            # Still answered from memory at once (the change was not heard of) ...
+            assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+            await asyncio.sleep(0.25)
+            # ... and checked again once the entry is older than the max age.
+            assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
+    finally:
+        await state.database.dispose()
+
+
 def test_the_cache_is_bounded() -> None:
     cache = PrincipalCache(active=True, max_entries=3)
     for number in range(5):
