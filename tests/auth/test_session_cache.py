@@ -181,6 +181,19 @@ def test_an_inactive_cache_neither_answers_nor_keeps() -> None:
     assert cache.session("s1") is None
 
 
+async def _disable_from_another_process(settings: Settings, user_id: int) -> None:
+    """Another process: its own engine, plain SQL, nothing this process could notice."""
+    other = create_engine(settings)
+    try:
+        async with other.begin() as connection:
+            await connection.execute(
+                text("UPDATE user_accounts SET status = 'disabled' WHERE id = :id"),
+                {"id": user_id},
+            )
+    finally:
+        await other.dispose()
+
+
 def test_a_session_is_checked_again_once_its_entry_is_old(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -213,15 +226,7 @@ async def test_a_change_the_process_cannot_hear_of_takes_effect_within_the_max_a
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
-            other = create_engine(settings)
-            try:
-                async with other.begin() as connection:
-                    await connection.execute(
-                        text("UPDATE user_accounts SET status = 'disabled' WHERE id = :id"),
-                        {"id": user.id},
-                    )
-            finally:
-                await other.dispose()
+            await _disable_from_another_process(settings, user.id)
             # Still answered from memory at once (the change was not heard of) ...
             assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
             await asyncio.sleep(0.25)
@@ -282,16 +287,7 @@ async def test_a_change_by_another_process_reaches_the_cache(
         assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
         assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
 
-        # Another process: its own engine, plain SQL, nothing this process could notice.
-        other = create_engine(settings)
-        try:
-            async with other.begin() as connection:
-                await connection.execute(
-                    text("UPDATE user_accounts SET status = 'disabled' WHERE id = :id"),
-                    {"id": user.id},
-                )
-        finally:
-            await other.dispose()
+        await _disable_from_another_process(settings, user.id)
         statuses = []
         for _ in range(100):
             statuses.append((await client.get("/api/v1/me", headers=headers)).status_code)
