@@ -188,6 +188,9 @@ _HTTP_CODES = {
 }
 
 
+# FastAPI's 400 for a JSON body it cannot decode at all (as opposed to its 422 for bad JSON).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -247,6 +250,14 @@ def install_error_handlers(app: FastAPI) -> None:
         ):  # pragma: no cover - registered for this class
             raise exc
         status = exc.status_code
+        if status == 400 and exc.detail == _UNPARSABLE_BODY:
+            # A body that is not even text (not UTF-8): malformed JSON like any other.
+            return _render(
+                ValidationFailed(
+                    "The request body is not valid JSON.",
+                    errors=[FieldError(loc=["body"], msg="not UTF-8 text", type="json_invalid")],
+                )
+            )
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         phrase = _HTTP_TITLES.get(status, phrase)
         code = _HTTP_CODES.get(status, "http_error")

@@ -115,7 +115,16 @@ async def test_validation_error_does_not_echo_the_input(probe: httpx.AsyncClient
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{not json", b'{"name": "a", "count": 1', b"", b"[1, 2]", b"\xff\xfe"]
+    "raw",
+    [
+        b"{not json",
+        b'{"name": "a", "count": 1',
+        b"",
+        b"[1, 2]",
+        b"\xff\xfe",
+        b"\x8fw",
+        b'{"a": "\xc3"}',
+    ],
 )
 async def test_malformed_json_is_a_validation_problem(probe: httpx.AsyncClient, raw: bytes) -> None:
     response = await probe.post(
