@@ -5,7 +5,7 @@ cache key costs more CPU than SQLite takes to run it. They are Core statements o
 (no ORM entities), as nothing of a login needs the unit of work.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -290,7 +290,7 @@ async def read_counters(session: AsyncSession, key: str, other: str | None = Non
 # counters of the login and the client IP, each joined (if it exists) to one row.
 _LOGIN_COUNTER = _THROTTLES.alias("login_counter")
 _IP_COUNTER = _THROTTLES.alias("ip_counter")
-_COUNTER_FIELDS = ("key", "failures", "window_started_at", "updated_at")
+_COUNTER_FIELDS = tuple(field.name for field in fields(Counter))
 _READ_BEFORE_LOGIN = select(
     _USERS.c.id,
     _USERS.c.password_hash,
@@ -317,7 +317,10 @@ async def read_before_login(
         )
     ).one()
     stored = None if row[0] is None else StoredPassword(row[0], row[1])
-    counters = [Counter(*row[start : start + 4]) for start in (2, 6) if row[start] is not None]
+    width = len(_COUNTER_FIELDS)
+    counters = [
+        Counter(*row[start : start + width]) for start in (2, 2 + width) if row[start] is not None
+    ]
     return stored, counters
 
 

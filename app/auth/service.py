@@ -22,17 +22,16 @@ from app.auth.sessions import (
     start_session,
 )
 from app.auth.throttle import (
-    ThrottleCheck,
     check_throttle,
     clear_login_failures,
     ip_throttle_key,
     judge_counters,
     login_throttle_key,
     record_login_failure,
+    refuse_if_throttled,
 )
 from app.core.auth import Principal
 from app.core.clock import utcnow
-from app.core.errors import RateLimited
 from app.core.state import AppState
 from app.invitations.service import send_reset_link
 from app.users.models import Account, UserAccount
@@ -70,14 +69,13 @@ async def guard_password_check(
     login_key: str,
     client_ip: str | None,
     now: datetime,
-) -> ThrottleCheck:
+) -> None:
     """Refuse (429 with `Retry-After`) before any hashing while the login or the IP is throttled."""
-    check = await check_throttle(
-        session, state.settings, login_key=login_key, client_ip=client_ip, now=now
+    refuse_if_throttled(
+        await check_throttle(
+            session, state.settings, login_key=login_key, client_ip=client_ip, now=now
+        )
     )
-    if check.wait is not None:
-        raise RateLimited(check.wait, "Too many failed logins; try again later.")
-    return check
 
 
 async def note_failed_password(
@@ -169,8 +167,7 @@ async def log_in(
     )
     await session.commit()
     throttle = judge_counters(state.settings, counters, login_key=login_key, now=now)
-    if throttle.wait is not None:
-        raise RateLimited(throttle.wait, "Too many failed logins; try again later.")
+    refuse_if_throttled(throttle)
     # Without an account (or a password) the hasher checks a dummy hash: same time.
     stored_hash = stored.password_hash if stored is not None else None
     matches, new_hash = await state.hasher.verify(password, stored_hash)

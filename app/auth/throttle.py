@@ -27,6 +27,7 @@ from app.auth import repository
 from app.auth.ratelimit import count_attempt, forget
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.core.errors import RateLimited
 from app.core.state import AppState
 
 logger = logging.getLogger("app.auth.throttle")
@@ -41,7 +42,6 @@ PRUNE_INTERVAL = 600.0
 _KEY_LENGTH = 100  # login_throttles.key is String(100)
 
 
-# Read before every password check: built once, on the table (see app/auth/repository.py).
 def login_throttle_key(login_key: str) -> str:
     """The counter key of a normalised login (`UserAccount.key_for`)."""
     key = f"login:{login_key}"
@@ -107,6 +107,12 @@ def judge_counters(
     if wait <= timedelta(0):
         return ThrottleCheck(None, login_counted)
     return ThrottleCheck(max(1, math.ceil(wait.total_seconds())), login_counted)
+
+
+def refuse_if_throttled(check: ThrottleCheck) -> None:
+    """429 with `Retry-After` while the login or the client IP must wait (before any hash)."""
+    if check.wait is not None:
+        raise RateLimited(check.wait, "Too many failed logins; try again later.")
 
 
 async def record_login_failure(
