@@ -28,7 +28,7 @@ from app.core.permissions import Role
 from app.customers.models import Customer
 from app.invitations.models import Invitation
 from app.outbox.models import OutboxMessage
-from app.users.models import UserAccount
+from app.users.models import ACCOUNT_FIELDS, UserAccount
 from app.users.status import UserStatus
 
 _Q = TypeVar("_Q", bound=Select[*tuple[Any, ...]])
@@ -66,26 +66,9 @@ class Keyset:
     id: int
 
 
-# What the user representation shows of an account (never its password hash), and login_key,
-# the value a cursor of the login sort holds.
-_ACCOUNT_COLUMNS = (
-    "id",
-    "login",
-    "login_key",
-    "role",
-    "status",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "mobile",
-    "language",
-    "expires_at",
-    "last_login_at",
-    "created_at",
-    "updated_at",
-    "version",
-)
+# What the user representation shows of an account (the fields of `Account`, never its
+# password hash), and login_key, the value a cursor of the login sort holds.
+_ACCOUNT_COLUMNS = (*ACCOUNT_FIELDS, "login_key")
 # The invitation block: the dispatch's columns, whether it expired unaccepted, and the state
 # of its mail.
 _INVITATION_COLUMNS = ("scheduled_for", "sent_at", "sent_count", "expires_at")
