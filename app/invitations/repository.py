@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.models import Customer, EServiceState
@@ -32,19 +32,22 @@ async def void_open_tokens(session: AsyncSession, user_id: int, now: datetime) -
     )
 
 
+def _usable(token_hash: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The token of `token_hash`, if unused, not voided and not expired at `now`."""
+    return (
+        PasswordToken.token_hash == token_hash,
+        PasswordToken.used_at.is_(None),
+        PasswordToken.voided_at.is_(None),
+        PasswordToken.expires_at > now,
+    )
+
+
 async def find_usable_token_by_hash(
     session: AsyncSession, token_hash: str, now: datetime
 ) -> PasswordToken | None:
     """The token's row if it is unused, not voided and not expired at `now`."""
     return (
-        await session.execute(
-            select(PasswordToken).where(
-                PasswordToken.token_hash == token_hash,
-                PasswordToken.used_at.is_(None),
-                PasswordToken.voided_at.is_(None),
-                PasswordToken.expires_at > now,
-            )
-        )
+        await session.execute(select(PasswordToken).where(*_usable(token_hash, now)))
     ).scalar_one_or_none()
 
 
@@ -58,12 +61,7 @@ async def consume_token_by_hash(
     """
     result = await session.execute(
         update(PasswordToken)
-        .where(
-            PasswordToken.token_hash == token_hash,
-            PasswordToken.used_at.is_(None),
-            PasswordToken.voided_at.is_(None),
-            PasswordToken.expires_at > now,
-        )
+        .where(*_usable(token_hash, now))
         .values(used_at=now)
         .returning(PasswordToken.user_id, PasswordToken.purpose)
         .execution_options(synchronize_session=False)
