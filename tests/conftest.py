@@ -173,3 +173,8 @@ def postgres_only() -> pytest.MarkDecorator:
         not (TEST_DATABASE_URL or "").startswith("postgresql"),
         reason="needs PostgreSQL (set ESERVICE_TEST_DATABASE_URL)",
     )
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """For behaviour of the embedded database only; `reason` says why PostgreSQL differs."""
+    return pytest.mark.skipif((TEST_DATABASE_URL or "").startswith("postgresql"), reason=reason)

@@ -19,7 +19,7 @@ from app.core.state import AppState
 from app.main import create_app
 from app.users.models import Account, UserAccount
 from app.users.status import UserStatus
-from tests.conftest import postgres_only
+from tests.conftest import postgres_only, sqlite_only
 from tests.factories import auth_headers, create_customer, create_user
 
 
@@ -207,13 +207,12 @@ def test_a_session_is_checked_again_once_its_entry_is_old(
     assert cache.session("s1") is None  # the next request asks the database
 
 
+@sqlite_only("on PostgreSQL the listener hears of every change")
 @pytest.mark.committing
 async def test_a_change_the_process_cannot_hear_of_takes_effect_within_the_max_age(
     settings: Settings, committing_engine: object
 ) -> None:
     """SQLite: another process (its own engine, plain SQL) disables the account."""
-    if not settings.is_sqlite:
-        pytest.skip("on PostgreSQL the listener hears of every change")
     app = create_app(
         settings.model_copy(update={"auth_cache_max_age": timedelta(milliseconds=200)}),
         run_background=False,
