@@ -157,7 +157,9 @@ async def log_in(
     login_key = UserAccount.key_for(login)
     # The reads before the hash are one statement in a transaction of its own, ended before
     # the hash: no connection (on SQLite the only one) is held while the password is hashed,
-    # so other requests go on meanwhile. The writes after it begin the next one.
+    # so other requests go on meanwhile. It wrote nothing, so it is rolled back: the request's
+    # unit of work (`get_session`) stays the one place that commits. The writes after the
+    # hash begin the next transaction.
     await session.connection(execution_options=state.database.single_statement_options)
     stored, counters = await read_before_login(
         session,
@@ -165,7 +167,7 @@ async def log_in(
         login_throttle_key(login_key),
         ip_throttle_key(client_ip) if client_ip is not None else None,
     )
-    await session.commit()
+    await session.rollback()
     throttle = judge_counters(state.settings, counters, login_key=login_key, now=now)
     refuse_if_throttled(throttle)
     # Without an account (or a password) the hasher checks a dummy hash: same time.
@@ -182,10 +184,11 @@ async def log_in(
             )
             await session.connection(execution_options=state.database.single_statement_options)
             account = await record_login_with_session(session, stored, now, new_hash, row)
-            # Ends the single statement's transaction: a failure is written in a new one.
-            await session.commit()
             if account is not None:
                 return issued_tokens(state, account, row, refresh_token, opened), account
+            # The statement wrote nothing. Its transaction is ended, so that the failure is
+            # written in an ordinary one (not statement by statement in autocommit).
+            await session.rollback()
         else:
             account = await record_login(session, stored, now, new_hash)
             if account is not None:
