@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +43,7 @@ SQLITE_BUSY_TIMEOUT = 10.0
 PING_AFTER_IDLE = 10.0
 _IDLE_SINCE = "eservice_idle_since"
 _AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+_READ_ONLY = "eservice_read_only"
 
 
 class Base(DeclarativeBase):
@@ -113,7 +115,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A connection for reads only (Database.reading) runs each statement on its own.
+        if not connection.get_execution_options().get(_READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _ensure_sqlite_folder(url: str) -> None:
@@ -206,6 +210,23 @@ class Database:
             return _AUTOCOMMIT
         return {}
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that change nothing, outside the request's unit of work.
+
+        No ORM session, no BEGIN and nothing to commit, for the read-only endpoints that
+        answer many requests (the user list): each statement is its own transaction (a read
+        at PostgreSQL's READ COMMITTED would see no more in a transaction of several), and on
+        SQLite it takes no write lock. A test's connection, inside the transaction the test
+        rolls back, is used as it is.
+        """
+        if isinstance(self.bind, AsyncConnection):
+            yield self.bind
+            return
+        options = _AUTOCOMMIT if self.dialect == "postgresql" else {_READ_ONLY: True}
+        async with self.bind.connect() as connection:
+            yield await connection.execution_options(**options)
+
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):
             await self.bind.dispose()
@@ -247,3 +268,5 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 get_session = _session
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# The database itself, for an endpoint that only reads (`Database.reading`).
+Db = Annotated[Database, Depends(get_database)]

@@ -5,16 +5,38 @@ import json
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import BaseModel, Field
 
+from app.core.db import Database
 from app.core.pagination import InvalidCursor, decode_cursor, encode_cursor
+from app.core.permissions import Role
 from app.users import repository
-from app.users.fields import reject_unstorable_text
-from app.users.repository import Keyset, UserFilter
-from app.users.schemas import UserOut, UserPage
+from app.users.fields import SearchText, reject_unstorable_text
+from app.users.repository import DocumentLayout, Keyset, UserFilter
+from app.users.schemas import InvitationOut, UserOut
 from app.users.status import UserStatus
 
 SORT_PATTERN = r"^-?(id|login|last_name|status|created_at)$"
+
+
+class UserListQuery(BaseModel):
+    """The query parameters of `GET /users`, validated in one pass."""
+
+    status: UserStatus | None = None
+    role: Role | None = None
+    q: SearchText | None = Field(
+        default=None, description="Part of login, name or e-mail (any case)."
+    )
+    sort: str = Field(default="id", pattern=SORT_PATTERN, description="`-` prefix: descending")
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=512)
+    include_total: bool = False
+
+    @property
+    def filters(self) -> UserFilter:
+        return UserFilter(status=self.status, role=self.role, q=self.q)
+
+
 MAX_ID = 2**31 - 1
 # Sort keys that are unique on their own, so the cursor needs no id tie-break.
 _UNIQUE_SORTS = frozenset({"id", "login"})
@@ -26,16 +48,13 @@ def _fingerprint(filters: UserFilter) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _sort_value(sort: str, login_key: str, user: UserOut) -> Any:
-    if sort == "login":
-        return login_key
-    if sort == "last_name":
-        return user.last_name
+def _sort_value(sort: str, value: Any) -> Any:
+    """The last listed user's value of the sort column, as its cursor holds it."""
     if sort == "status":
-        return str(user.status)
+        return str(value)
     if sort == "created_at":
-        return user.created_at.isoformat()
-    return user.id
+        return value.isoformat()
+    return value
 
 
 def _valid_id(value: Any) -> TypeGuard[int]:
@@ -76,42 +95,53 @@ def _keyset(cursor: str, sort_param: str, filters: UserFilter) -> Keyset:
     return Keyset(value=_decode_value(sort, payload.get("v")), id=row_id)
 
 
-async def list_page(
-    session: AsyncSession,
-    customer_id: int,
-    filters: UserFilter,
-    *,
-    sort_param: str,
-    limit: int,
-    cursor: str | None,
-    include_total: bool,
-) -> UserPage:
-    """A page of the customer's users; follow `next_cursor` for the next one."""
+# The user representation's keys, in the order the schema gives them.
+_LAYOUT = DocumentLayout(
+    account=tuple(name for name in UserOut.model_fields if name != "invitation"),
+    invitation=tuple(InvitationOut.model_fields),
+)
+
+
+async def list_page(database: Database, customer_id: int, query: UserListQuery) -> bytes:
+    """A page of the customer's users as `UserPage` JSON; follow `next_cursor` for the next.
+
+    The users' documents are written by the database (see app/core/json_sql.py); the page
+    joins them.
+    """
+    filters, sort_param, limit = query.filters, query.sort, query.limit
     sort, descending = sort_param.lstrip("-"), sort_param.startswith("-")
-    after = _keyset(cursor, sort_param, filters) if cursor else None
-    rows = await repository.list_users(
-        session,
-        customer_id,
-        filters,
-        sort=sort,
-        descending=descending,
-        after=after,
-        limit=limit + 1,
-        unique_sort=sort in _UNIQUE_SORTS,
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    total = await repository.count_users(session, customer_id, filters) if include_total else None
-    # The rows' plain values validated in one pass of pydantic-core, not per row in Python.
-    page = UserPage.model_validate({"items": rows, "next_cursor": None, "total": total})
+    after = _keyset(query.cursor, sort_param, filters) if query.cursor else None
+    async with database.reading() as connection:
+        users = await repository.list_users(
+            connection,
+            customer_id,
+            filters,
+            layout=_LAYOUT,
+            sort=sort,
+            descending=descending,
+            after=after,
+            limit=limit + 1,
+            unique_sort=sort in _UNIQUE_SORTS,
+        )
+        more = len(users) > limit
+        users = users[:limit]
+        total = (
+            await repository.count_users(connection, customer_id, filters)
+            if query.include_total
+            else None
+        )
+    next_cursor = None
     if more:
-        last = page.items[-1]
-        page.next_cursor = encode_cursor(
+        last = users[-1]
+        next_cursor = encode_cursor(
             {
                 "s": sort_param,
                 "f": _fingerprint(filters),
-                "v": _sort_value(sort, rows[-1]["login_key"], last),
+                "v": _sort_value(sort, last.sort_value),
                 "i": last.id,
             }
         )
-    return page
+    items = ",".join(user.document for user in users)
+    return (
+        f'{{"items":[{items}],"next_cursor":{json.dumps(next_cursor)},"total":{json.dumps(total)}}}'
+    ).encode()

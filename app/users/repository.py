@@ -20,10 +20,12 @@ from sqlalchemy import (
     tuple_,
     type_coerce,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.clock import utcnow
 from app.core.db import UTCDateTime, utc_text
+from app.core.json_sql import json_boolean, json_document, json_document_or_null, json_text
 from app.core.permissions import Role
 from app.customers.models import Customer
 from app.invitations.models import Invitation
@@ -95,14 +97,17 @@ def _plain(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 # Whether the invitation expired unaccepted, at the moment bound as `now`.
-_EXPIRED = type_coerce(
-    and_(
-        _invitations.accepted_at.is_(None),
-        _invitations.expires_at.is_not(None),
-        _invitations.expires_at <= bindparam("now", type_=UTCDateTime()),
-    ),
-    Integer(),
+_EXPIRED_CONDITION = and_(
+    _invitations.accepted_at.is_(None),
+    _invitations.expires_at.is_not(None),
+    _invitations.expires_at <= bindparam("now", type_=UTCDateTime()),
 )
+_EXPIRED = type_coerce(_EXPIRED_CONDITION, Integer())
+
+# Users with their invitation and the state of its mail.
+_USERS_JOINED = UserAccount.__table__.outerjoin(
+    Invitation.__table__, _invitations.user_id == _users.id
+).outerjoin(OutboxMessage.__table__, _outbox.id == _invitations.outbox_message_id)
 
 # Users with their invitation and its mail's delivery state, in one query (no N+1); built
 # once, each query adds its conditions.
@@ -112,11 +117,41 @@ _USER_ROWS = select(
     *(_plain(_invitations[name]) for name in _INVITATION_COLUMNS),
     _EXPIRED,
     _plain(_outbox.state),
-).select_from(
-    UserAccount.__table__.outerjoin(
-        Invitation.__table__, _invitations.user_id == _users.id
-    ).outerjoin(OutboxMessage.__table__, _outbox.id == _invitations.outbox_message_id)
-)
+).select_from(_USERS_JOINED)
+
+
+@dataclass(frozen=True)
+class DocumentLayout:
+    """The keys of a user's JSON document, in order: the account's and the invitation's.
+
+    The user representation's schema decides them (see app/users/listing.py); every key is
+    the name of an account column, or of an entry of `_INVITATION_VALUES`.
+    """
+
+    account: tuple[str, ...]
+    invitation: tuple[str, ...]
+
+
+_INVITATION_VALUES: dict[str, ColumnElement[Any]] = {
+    **{name: _invitations[name] for name in _INVITATION_COLUMNS},
+    "expired": json_boolean(_EXPIRED_CONDITION),
+    "delivery": _outbox.state,
+}
+
+
+def _user_document(layout: DocumentLayout) -> ColumnElement[Any]:
+    """The user representation as JSON, written by the database (see app/core/json_sql.py)."""
+    invitation = json_document_or_null(
+        _invitations.user_id.is_(None),
+        [(key, _INVITATION_VALUES[key]) for key in layout.invitation],
+    )
+    return json_text(
+        json_document([*((key, _users[key]) for key in layout.account), ("invitation", invitation)])
+    )
+
+
+# A listed user: its JSON document, and where the page's cursor would continue.
+UserDocument = Row[tuple[str, Any, int]]
 
 
 def _rows(result: Iterable[Sequence[Any]]) -> list[UserRow]:
@@ -216,7 +251,12 @@ def _shape(filters: UserFilter) -> _Shape:
 
 @functools.cache
 def _list_query(
-    shape: _Shape, sort: str, descending: bool, keyset: bool, unique_sort: bool
+    layout: DocumentLayout,
+    shape: _Shape,
+    sort: str,
+    descending: bool,
+    keyset: bool,
+    unique_sort: bool,
 ) -> Select[*tuple[Any, ...]]:
     """The list's statement for one combination of filters, sort and keyset, built once.
 
@@ -224,7 +264,10 @@ def _list_query(
     computing a cache key again.
     """
     column = SORT_COLUMNS[sort]
-    query = _filtered(_USER_ROWS, shape)
+    documents = select(
+        _user_document(layout).label("document"), column.label("sort_value"), _users.id
+    ).select_from(_USERS_JOINED)
+    query = _filtered(documents, shape)
     if keyset:
         if unique_sort:
             bound = bindparam("after", type_=column.type)
@@ -239,30 +282,30 @@ def _list_query(
 
 
 async def list_users(
-    session: AsyncSession,
+    connection: AsyncConnection,
     customer_id: int,
     filters: UserFilter,
     *,
+    layout: DocumentLayout,
     sort: str,
     descending: bool,
     after: Keyset | None,
     limit: int,
     unique_sort: bool,
-) -> list[UserRow]:
-    """Up to `limit` rows in the order (sort column, id), starting strictly after `after`.
+) -> list[UserDocument]:
+    """Up to `limit` users in the order (sort column, id), starting strictly after `after`.
 
     A unique sort column (id, login) orders alone; others add the id as tie-break, matching
     the (customer_id, column, id) indexes.
     """
-    query = _list_query(_shape(filters), sort, descending, after is not None, unique_sort)
+    query = _list_query(layout, _shape(filters), sort, descending, after is not None, unique_sort)
     values = _filter_values(customer_id, filters)
     values["limit"] = limit
     values["now"] = utcnow()
     if after is not None:
         values["after"] = after.id if sort == "id" else after.value
         values["after_id"] = after.id
-    connection = await session.connection()
-    return _rows((await connection.execute(query, values)).all())
+    return list((await connection.execute(query, values)).all())
 
 
 @functools.cache
@@ -270,8 +313,7 @@ def _count_query(shape: _Shape) -> Select[int]:
     return _filtered(select(func.count(_users.id)), shape)
 
 
-async def count_users(session: AsyncSession, customer_id: int, filters: UserFilter) -> int:
-    connection = await session.connection()
+async def count_users(connection: AsyncConnection, customer_id: int, filters: UserFilter) -> int:
     result = await connection.execute(
         _count_query(_shape(filters)), _filter_values(customer_id, filters)
     )

@@ -5,17 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from app.core.auth import PortalAdmin, client_ip
-from app.core.db import DbSession
+from app.core.db import Db, DbSession
 from app.core.errors import problem_responses
-from app.core.permissions import Role
 from app.core.state import AppState, get_state
 from app.users import lifecycle, service
-from app.users.fields import SearchText
-from app.users.listing import SORT_PATTERN, list_page
-from app.users.repository import UserFilter, UserRow
+from app.users.listing import UserListQuery, list_page
+from app.users.repository import UserRow
 from app.users.schemas import UserCreate, UserOut, UserPage, UserUpdate
 from app.users.service import AdminContext, etag_of
-from app.users.status import UserStatus
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -29,6 +26,7 @@ IfMatch = Annotated[
     ),
 ]
 _AUTH = (401, 403)
+_NO_STORE = {"Cache-Control": "no-store"}
 _ONE = problem_responses(*_AUTH, 404, 422)
 _CHANGE = problem_responses(*_AUTH, 404, 409, 412, 422)
 # 400: a body that is not JSON at all.
@@ -48,32 +46,13 @@ def _user(row: UserRow, response: Response) -> UserOut:
     return UserOut.of_row(row)
 
 
-@router.get("", responses=problem_responses(*_AUTH, 400, 422))
+@router.get("", response_model=UserPage, responses=problem_responses(*_AUTH, 400, 422))
 async def list_users(
-    session: DbSession,
-    ctx: Admin,
-    response: Response,
-    status_: Annotated[UserStatus | None, Query(alias="status")] = None,
-    role: Role | None = None,
-    q: Annotated[
-        SearchText | None, Query(description="Part of login, name or e-mail (any case).")
-    ] = None,
-    sort: Annotated[str, Query(pattern=SORT_PATTERN, description="`-` prefix: descending")] = "id",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    include_total: bool = False,
-) -> UserPage:
+    database: Db, ctx: Admin, query: Annotated[UserListQuery, Query()]
+) -> Response:
     """The customer's users, a page at a time (keyset pagination: follow `next_cursor`)."""
-    response.headers["Cache-Control"] = "no-store"
-    return await list_page(
-        session,
-        ctx.customer_id,
-        UserFilter(status=status_, role=role, q=q),
-        sort_param=sort,
-        limit=limit,
-        cursor=cursor,
-        include_total=include_total,
-    )
+    page = await list_page(database, ctx.customer_id, query)
+    return Response(page, media_type="application/json", headers=_NO_STORE)
 
 
 @router.post(

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.clock import clock, utcnow
 from app.core.state import AppState
 from app.invitations.models import Invitation
-from app.users.schemas import UserOut
+from app.outbox.models import DeliveryState, OutboxMessage
+from app.users.schemas import InvitationOut, UserOut, UserPage
 from tests.factories import auth_headers, create_user
 from tests.users.helpers import Tenant, make_tenant, new_user_body
 
@@ -126,3 +127,67 @@ async def test_listed_values_equal_the_stored_account(
     listed = (await _listed(client, tenant))[user.id]
     assert {name: listed[name] for name in stored} == stored
     assert listed["expires_at"] == whole_second.isoformat().replace("+00:00", "Z")
+
+
+async def test_the_database_writes_each_value_as_the_models_serialise_it(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState
+) -> None:
+    """The list's documents are written by the database; the single user by pydantic.
+
+    Text that JSON must escape, every delivery state of an invitation mail, timestamps with
+    and without microseconds: the two agree byte for byte in every value.
+    """
+    tenant = await make_tenant(session, state)
+    awkward = await create_user(
+        session,
+        state,
+        tenant.customer,
+        first_name='Zoë "Q" \\ Ünal',
+        last_name="O'Brien\u00a0\u2013\u2028Smith\t/",
+        expires_at=utcnow().replace(microsecond=0) + timedelta(days=1),
+    )
+    awkward.phone = "+49 30 1234"
+    awkward.created_at = awkward.created_at.replace(microsecond=0)
+    awkward.updated_at = awkward.updated_at.replace(microsecond=7)
+    invited_ids = []
+    for number, delivery in enumerate(DeliveryState):
+        created = await client.post(
+            "/api/v1/users",
+            json=new_user_body(login=f"mail.{number}", email=f"mail{number}@example.com"),
+            headers=tenant.headers,
+        )
+        assert created.status_code == 201, created.text
+        user_id = created.json()["id"]
+        invitation = await session.get(Invitation, user_id)
+        assert invitation is not None
+        assert invitation.outbox_message_id is not None
+        message = await session.get(OutboxMessage, invitation.outbox_message_id)
+        assert message is not None
+        message.state = delivery
+        invitation.sent_at = utcnow().replace(microsecond=0)
+        invited_ids.append(user_id)
+    await session.flush()
+
+    response = await client.get(
+        "/api/v1/users", params={"limit": 200, "sort": "id"}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    page = response.json()
+    assert list(page) == list(UserPage.model_fields)
+    listed = {item["id"]: item for item in page["items"]}
+    for user_id in [awkward.id, *invited_ids]:
+        single = await _single(client, tenant, user_id)
+        assert listed[user_id] == single
+        # The same keys in the same order as the model writes them.
+        assert list(listed[user_id]) == list(single)
+    assert listed[awkward.id]["first_name"] == 'Zoë "Q" \\ Ünal'
+    assert (
+        listed[awkward.id]["created_at"].endswith(":00Z")
+        or "." not in (listed[awkward.id]["created_at"])
+    )
+    assert listed[awkward.id]["updated_at"].endswith(".000007Z")
+    assert [listed[user_id]["invitation"]["delivery"] for user_id in invited_ids] == [
+        str(delivery) for delivery in DeliveryState
+    ]
+    assert list(listed[invited_ids[0]]["invitation"]) == list(InvitationOut.model_fields)
