@@ -147,10 +147,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         _configure_sqlite(engine)
         return engine
+    # A pool of a fixed size: a request beyond it waits for a connection to come back. An
+    # overflow connection would be opened for one request and closed after it; under load
+    # that is a new server process and a handshake for every request beyond the pool.
     engine = create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,
     )
     _ping_idle_connections(engine)
     return engine

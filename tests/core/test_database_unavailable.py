@@ -1,6 +1,7 @@
 """A database that cannot serve the request answers 503 problem+json, never 500; pooled
 PostgreSQL connections that went away while idle are replaced before use."""
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -102,3 +103,26 @@ async def test_a_connection_lost_within_the_ping_interval_answers_503_once(
             assert again.status_code == 401, again.text
     finally:
         await app.state.eservice.database.dispose()
+
+
+@postgres_only()
+async def test_requests_beyond_the_pool_wait_for_its_connections_instead_of_opening_more() -> None:
+    """Under load every request reuses one of the pool's connections: none is opened for
+    one request and closed after it."""
+    assert TEST_DATABASE_URL is not None
+    settings = Settings(_env_file=None, database_url=TEST_DATABASE_URL, database_pool_size=2)  # type: ignore[call-arg]
+    engine = db.create_engine(settings)
+
+    async def one_request() -> int:
+        async with engine.connect() as connection:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            await connection.execute(text("SELECT pg_sleep(0.02)"))
+            return int(pid)
+
+    try:
+        first = set(await asyncio.gather(*(one_request() for _ in range(8))))
+        again = set(await asyncio.gather(*(one_request() for _ in range(8))))
+    finally:
+        await engine.dispose()
+    assert len(first) <= 2
+    assert again <= first
