@@ -48,10 +48,10 @@ def _user(row: UserRow, response: Response) -> UserOut:
 
 @router.get("", response_model=UserPage, responses=problem_responses(*_AUTH, 400, 422))
 async def list_users(
-    database: Db, ctx: Admin, query: Annotated[UserListQuery, Query()]
+    database: Db, principal: PortalAdmin, query: Annotated[UserListQuery, Query()]
 ) -> Response:
     """The customer's users, a page at a time (keyset pagination: follow `next_cursor`)."""
-    page = await list_page(database, ctx.customer_id, query)
+    page = await list_page(database, principal.customer_id, query)
     return Response(page, media_type="application/json", headers=_NO_STORE)
 
 
