@@ -131,6 +131,14 @@ class DocumentLayout:
     account: tuple[str, ...]
     invitation: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # Checked when the layout is made (at import), not on the first request.
+        unknown = [key for key in self.account if key not in _users] + [
+            key for key in self.invitation if key not in _INVITATION_VALUES
+        ]
+        if unknown:
+            raise ValueError(f"no column for the user document's keys {unknown}")
+
 
 _INVITATION_VALUES: dict[str, ColumnElement[Any]] = {
     **{name: _invitations[name] for name in _INVITATION_COLUMNS},

@@ -4,12 +4,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import clock, utcnow
 from app.core.state import AppState
 from app.invitations.models import Invitation
 from app.outbox.models import DeliveryState, OutboxMessage
+from app.users.repository import DocumentLayout
 from app.users.schemas import InvitationOut, UserOut, UserPage
 from tests.factories import auth_headers, create_user
 from tests.users.helpers import Tenant, make_tenant, new_user_body
@@ -191,3 +193,13 @@ async def test_the_database_writes_each_value_as_the_models_serialise_it(
         str(delivery) for delivery in DeliveryState
     ]
     assert list(listed[invited_ids[0]]["invitation"]) == list(InvitationOut.model_fields)
+
+
+def test_a_document_key_without_a_column_is_refused_when_the_layout_is_made() -> None:
+    """A field added to the representation but not to the query fails at import, not as a
+    500 on the first request."""
+    with pytest.raises(ValueError, match="nickname"):
+        DocumentLayout(account=("id", "nickname"), invitation=("expired",))
+    with pytest.raises(ValueError, match="opened_at"):
+        DocumentLayout(account=("id",), invitation=("opened_at",))
+    assert DocumentLayout(account=("id", "login"), invitation=("expired", "delivery"))
