@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, String, event
+from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -18,11 +18,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import AsyncAdaptedQueuePool
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from app.core.config import Settings
@@ -70,28 +67,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class utc_text(FunctionElement[str]):
-    """A UTCDateTime column read as the driver returns it, for a validator to convert.
-
-    PostgreSQL's driver returns an aware datetime; SQLite's naive UTC text gets a `Z`, so
-    both read as UTC (pydantic accepts the text with its space between date and time).
-    """
-
-    type = String()
-    name = "utc_text"
-    inherit_cache = True
-
-
-@compiles(utc_text)
-def _utc_text(element: utc_text, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-@compiles(utc_text, "sqlite")
-def _utc_text_sqlite(element: utc_text, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)} || 'Z')"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Enum,
     Integer,
     Select,
     String,
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.clock import utcnow
-from app.core.db import UTCDateTime, utc_text
+from app.core.db import UTCDateTime
 from app.core.json_sql import json_boolean, json_document, json_document_or_null, json_text
 from app.core.permissions import Role
 from app.customers.models import Customer
@@ -78,22 +77,9 @@ _INVITATION_KEYS = (*_INVITATION_COLUMNS, "expired", "delivery")
 _INVITATION_START = len(_ACCOUNT_COLUMNS) + 1  # after the account's columns and the flag
 
 UserRow = dict[str, Any]
-"""A user as the user queries read it: the account's columns by name, and under `invitation`
-the invitation's columns, `expired` and the `delivery` state of its mail (None without
-invitation). Values are as the driver returns them (timestamps, enums: see `_plain`); the
-user representation's validation converts them."""
-
-
-def _plain(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The column without SQLAlchemy's per-row conversion of its values.
-
-    A page holds thousands of values; pydantic-core converts them in one pass instead.
-    """
-    if isinstance(column.type, UTCDateTime):
-        return utc_text(column)
-    if isinstance(column.type, Enum):
-        return type_coerce(column, String())
-    return column
+"""A user as the single-user queries read it: the account's columns by name, and under
+`invitation` the invitation's columns, `expired` and the `delivery` state of its mail (None
+without invitation). The list reads JSON documents instead (`UserDocument`)."""
 
 
 # Whether the invitation expired unaccepted, at the moment bound as `now`.
@@ -112,11 +98,11 @@ _USERS_JOINED = UserAccount.__table__.outerjoin(
 # Users with their invitation and its mail's delivery state, in one query (no N+1); built
 # once, each query adds its conditions.
 _USER_ROWS = select(
-    *(_plain(_users[name]) for name in _ACCOUNT_COLUMNS),
+    *(_users[name] for name in _ACCOUNT_COLUMNS),
     _invitations.user_id,
-    *(_plain(_invitations[name]) for name in _INVITATION_COLUMNS),
+    *(_invitations[name] for name in _INVITATION_COLUMNS),
     _EXPIRED,
-    _plain(_outbox.state),
+    _outbox.state,
 ).select_from(_USERS_JOINED)
 
 

@@ -54,11 +54,7 @@ class UserOut(BaseModel):
 
     @classmethod
     def of_row(cls, row: UserRow) -> "UserOut":
-        """A user of user management, with its invitation block.
-
-        The row's values are the driver's (see `UserRow`): validation converts them, for one
-        user here as for every row of a list page.
-        """
+        """A user of user management, with its invitation block (see `UserRow`)."""
         return cls.model_validate(row)
 
 

@@ -117,7 +117,7 @@ async def test_a_changed_user_is_listed_as_the_change_answered(
 async def test_listed_values_equal_the_stored_account(
     client: httpx.AsyncClient, session: AsyncSession, state: AppState
 ) -> None:
-    """The list reads the driver's plain values; they convert to what the ORM reads."""
+    """The list's documents, written by the database, hold what the ORM reads."""
     tenant = await make_tenant(session, state)
     whole_second = utcnow().replace(microsecond=0) + timedelta(days=3)
     user = await create_user(session, state, tenant.customer, expires_at=whole_second)
