@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit.service import EVENTS, events_from
 from app.auth.cache import note_changed_user
@@ -306,12 +306,12 @@ _READ_BEFORE_LOGIN = select(
 
 
 async def read_before_login(
-    session: AsyncSession, login_key: str, login_counter: str, ip_counter: str | None
+    connection: AsyncConnection, login_key: str, login_counter: str, ip_counter: str | None
 ) -> tuple[StoredPassword | None, list[Counter]]:
     """The stored password of `login_key` (None without such an account) and the counters of
     `login_counter` and `ip_counter` that exist."""
     row = (
-        await session.execute(
+        await connection.execute(
             _READ_BEFORE_LOGIN,
             {"login_key": login_key, "login_counter": login_counter, "ip_counter": ip_counter},
         )

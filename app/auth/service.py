@@ -155,19 +155,17 @@ async def log_in(
     """
     now = utcnow()
     login_key = UserAccount.key_for(login)
-    # The reads before the hash are one statement in a transaction of its own, ended before
-    # the hash: no connection (on SQLite the only one) is held while the password is hashed,
-    # so other requests go on meanwhile. It wrote nothing, so it is rolled back: the request's
-    # unit of work (`get_session`) stays the one place that commits. The writes after the
-    # hash begin the next transaction.
-    await session.connection(execution_options=state.database.single_statement_options)
-    stored, counters = await read_before_login(
-        session,
-        login_key,
-        login_throttle_key(login_key),
-        ip_throttle_key(client_ip) if client_ip is not None else None,
-    )
-    await session.rollback()
+    # The reads before the hash are one statement, outside the request's unit of work
+    # (`Database.reading`), whose connection goes back to the pool before the hash: none (on
+    # SQLite the only one) is held while the password is hashed, so other requests go on
+    # meanwhile. The writes after the hash are the unit of work's.
+    async with state.database.reading() as connection:
+        stored, counters = await read_before_login(
+            connection,
+            login_key,
+            login_throttle_key(login_key),
+            ip_throttle_key(client_ip) if client_ip is not None else None,
+        )
     throttle = judge_counters(state.settings, counters, login_key=login_key, now=now)
     refuse_if_throttled(throttle)
     # Without an account (or a password) the hasher checks a dummy hash: same time.
