@@ -26,9 +26,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from seed import fresh_database, migrate, seed, service_env, service_settings
-
 ROOT = Path(__file__).resolve().parents[1]
+# The app of this checkout, also where another one is installed (comparing two versions).
+sys.path.insert(0, str(ROOT))
+
+from seed import fresh_database, migrate, seed, service_env, service_settings  # noqa: E402
+
 WARM_UP = 100
 SCENARIOS = ("healthz", "me", "users", "pbx-session")
 
@@ -47,7 +50,6 @@ def _request(scenario: str, job: dict[str, Any]) -> tuple[str, str, bytes, str |
 
 async def _serve_in_process(job: dict[str, Any], scenario: str, requests: int) -> None:
     os.environ.update(job["env"])
-    sys.path.insert(0, str(ROOT))
     from app.main import create_app
 
     app = create_app()
