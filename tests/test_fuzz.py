@@ -91,7 +91,7 @@ def _run_with_own_engine(fuzz_settings: Settings, work: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def seeded(fuzz_settings: Settings) -> Iterator[dict[str, int]]:
-    """A customer with a portal admin, a PBX admin and a contract, committed; removed after."""
+    """A customer with a user of each role and a contract, committed; removed after."""
 
     async def seed(database: Database) -> dict[str, int]:
         state = build_state(fuzz_settings, database)
@@ -99,8 +99,9 @@ def seeded(fuzz_settings: Settings) -> Iterator[dict[str, int]]:
             customer = await create_customer(session)
             admin = await create_user(session, state, customer, role=Role.CUSTOMER_PORTAL_ADMIN)
             pbx = await create_user(session, state, customer, role=Role.PBX_ADMIN)
+            accounting = await create_user(session, state, customer, role=Role.CUSTOMER_ACCOUNTING)
             await create_contract(session, customer)
-            return {"admin": admin.id, "pbx": pbx.id}
+            return {"admin": admin.id, "pbx": pbx.id, "accounting": accounting.id}
 
     async def clean(database: Database) -> None:
         async with database.sessionmaker.begin() as session:

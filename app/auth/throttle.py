@@ -99,8 +99,11 @@ def judge_counters(
     for counter in counters:
         if counter.key == login:
             login_counted = True
-            if counter.updated_at > now - FAILURE_MEMORY:
-                waits.append(counter.updated_at + login_delay(settings, counter.failures) - now)
+            delay = login_delay(settings, counter.failures)
+            # No delay is no wait, also for a failure recorded after `now` by a concurrent
+            # request (its counter read here is newer than the moment this one began).
+            if delay > timedelta(0) and counter.updated_at > now - FAILURE_MEMORY:
+                waits.append(counter.updated_at + delay - now)
         elif counter.failures >= settings.ip_failures_per_window:
             waits.append(counter.window_started_at + settings.ip_failure_window - now)
     wait = max(waits, default=timedelta(0))

@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import LoginThrottle
+from app.auth.repository import Counter
 from app.auth.throttle import (
     check_throttle,
     clear_login_failures,
+    judge_counters,
     login_delay,
     login_throttle_key,
     prune_stale_throttles,
@@ -37,6 +39,22 @@ WRONG = "not the password at all"
 )
 def test_delay_grows_in_steps_up_to_a_cap(settings: Settings, failures: int, seconds: int) -> None:
     assert login_delay(settings, failures) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(("failures", "waits"), [(3, False), (4, False), (5, True)])
+def test_a_failure_recorded_by_a_concurrent_request_makes_no_wait_without_a_delay(
+    settings: Settings, failures: int, waits: bool
+) -> None:
+    """A request that began at `now` may read a counter that a concurrent failure updated
+    a moment later; below the delay threshold that is still no reason to refuse."""
+    now = utcnow()
+    login = login_throttle_key("someone")
+    newer = Counter(login, failures, window_started_at=now, updated_at=now + timedelta(seconds=2))
+    verdict = judge_counters(settings, [newer], login_key="someone", now=now)
+    assert verdict.login_counted
+    assert (verdict.wait is not None) is waits
+    if waits:
+        assert verdict.wait == 62  # the 60 s delay counts from that later failure
 
 
 @pytest.mark.parametrize("known", [True, False])
