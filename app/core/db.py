@@ -197,6 +197,9 @@ class Database:
         at PostgreSQL's READ COMMITTED would see no more in a transaction of several), and on
         SQLite it takes no write lock. A test's connection, inside the transaction the test
         rolls back, is used as it is.
+
+        Not while the request's own session holds a connection: SQLite's pool has only that
+        one, and the read would wait for it until the pool's timeout.
         """
         if isinstance(self.bind, AsyncConnection):
             yield self.bind
