@@ -86,10 +86,12 @@ _compiles_as(json_nested, "({0})", "json({0})")
 
 
 def json_value(value: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A column's value as the API writes it: timestamps as text; strings, numbers, null as
-    they are (the enums are stored as their values)."""
+    """A value as the API writes it: timestamps as text, conditions as `true`/`false`;
+    strings, numbers, null as they are (the enums are stored as their values)."""
     if isinstance(value.type, UTCDateTime):
         return json_timestamp(value)
+    if isinstance(value.type, Boolean):
+        return json_boolean(value)
     return value
 
 

@@ -17,14 +17,13 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
-    type_coerce,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.clock import utcnow
 from app.core.db import UTCDateTime
-from app.core.json_sql import json_boolean, json_document, json_document_or_null, json_text
+from app.core.json_sql import json_document, json_document_or_null, json_text
 from app.core.permissions import Role
 from app.customers.models import Customer
 from app.invitations.models import Invitation
@@ -70,10 +69,21 @@ class Keyset:
 # What the user representation shows of an account (the fields of `Account`, never its
 # password hash), and login_key, the value a cursor of the login sort holds.
 _ACCOUNT_COLUMNS = (*ACCOUNT_FIELDS, "login_key")
-# The invitation block: the dispatch's columns, whether it expired unaccepted, and the state
-# of its mail.
-_INVITATION_COLUMNS = ("scheduled_for", "sent_at", "sent_count", "expires_at")
-_INVITATION_KEYS = (*_INVITATION_COLUMNS, "expired", "delivery")
+# The invitation block: the dispatch's columns, whether it expired unaccepted (at the moment
+# bound as `now`), and the state of its mail. One mapping for the single-user row and for the
+# list's JSON documents.
+_INVITATION_FIELDS: dict[str, ColumnElement[Any]] = {
+    **{
+        name: _invitations[name]
+        for name in ("scheduled_for", "sent_at", "sent_count", "expires_at")
+    },
+    "expired": and_(
+        _invitations.accepted_at.is_(None),
+        _invitations.expires_at.is_not(None),
+        _invitations.expires_at <= bindparam("now", type_=UTCDateTime()),
+    ),
+    "delivery": _outbox.state,
+}
 _INVITATION_START = len(_ACCOUNT_COLUMNS) + 1  # after the account's columns and the flag
 
 UserRow = dict[str, Any]
@@ -81,14 +91,6 @@ UserRow = dict[str, Any]
 `invitation` the invitation's columns, `expired` and the `delivery` state of its mail (None
 without invitation). The list reads JSON documents instead (`UserDocument`)."""
 
-
-# Whether the invitation expired unaccepted, at the moment bound as `now`.
-_EXPIRED_CONDITION = and_(
-    _invitations.accepted_at.is_(None),
-    _invitations.expires_at.is_not(None),
-    _invitations.expires_at <= bindparam("now", type_=UTCDateTime()),
-)
-_EXPIRED = type_coerce(_EXPIRED_CONDITION, Integer())
 
 # Users with their invitation and the state of its mail.
 _USERS_JOINED = UserAccount.__table__.outerjoin(
@@ -100,9 +102,7 @@ _USERS_JOINED = UserAccount.__table__.outerjoin(
 _USER_ROWS = select(
     *(_users[name] for name in _ACCOUNT_COLUMNS),
     _invitations.user_id,
-    *(_invitations[name] for name in _INVITATION_COLUMNS),
-    _EXPIRED,
-    _outbox.state,
+    *_INVITATION_FIELDS.values(),
 ).select_from(_USERS_JOINED)
 
 
@@ -111,7 +111,7 @@ class DocumentLayout:
     """The keys of a user's JSON document, in order: the account's and the invitation's.
 
     The user representation's schema decides them (see app/users/listing.py); every key is
-    the name of an account column, or of an entry of `_INVITATION_VALUES`.
+    the name of an account column, or of an entry of `_INVITATION_FIELDS`.
     """
 
     account: tuple[str, ...]
@@ -120,24 +120,17 @@ class DocumentLayout:
     def __post_init__(self) -> None:
         # Checked when the layout is made (at import), not on the first request.
         unknown = [key for key in self.account if key not in _users] + [
-            key for key in self.invitation if key not in _INVITATION_VALUES
+            key for key in self.invitation if key not in _INVITATION_FIELDS
         ]
         if unknown:
             raise ValueError(f"no column for the user document's keys {unknown}")
-
-
-_INVITATION_VALUES: dict[str, ColumnElement[Any]] = {
-    **{name: _invitations[name] for name in _INVITATION_COLUMNS},
-    "expired": json_boolean(_EXPIRED_CONDITION),
-    "delivery": _outbox.state,
-}
 
 
 def _user_document(layout: DocumentLayout) -> ColumnElement[Any]:
     """The user representation as JSON, written by the database (see app/core/json_sql.py)."""
     invitation = json_document_or_null(
         _invitations.user_id.is_(None),
-        [(key, _INVITATION_VALUES[key]) for key in layout.invitation],
+        [(key, _INVITATION_FIELDS[key]) for key in layout.invitation],
     )
     return json_text(
         json_document([*((key, _users[key]) for key in layout.account), ("invitation", invitation)])
@@ -153,7 +146,7 @@ def _rows(result: Iterable[Sequence[Any]]) -> list[UserRow]:
     for values in result:
         row = dict(zip(_ACCOUNT_COLUMNS, values, strict=False))
         row["invitation"] = (
-            dict(zip(_INVITATION_KEYS, values[_INVITATION_START:], strict=True))
+            dict(zip(_INVITATION_FIELDS, values[_INVITATION_START:], strict=True))
             if values[_INVITATION_START - 1] is not None
             else None
         )
