@@ -174,19 +174,15 @@ async def log_in(
     if stored is not None and matches:
         # Writes the login only if the account may still log in with the hash just checked.
         if state.database.dialect == "postgresql" and not throttle.login_counted:
-            # One statement records the login, opens the session and audits it (one round
-            # trip); without a counter to reset it is all a login writes.
+            # One statement records the login, opens the session and audits it; without a
+            # counter to reset it is all a login writes.
             opened = utcnow()
             row, refresh_token = new_session_row(
                 state, stored.user_id, client_ip=client_ip, user_agent=user_agent, now=opened
             )
-            await session.connection(execution_options=state.database.single_statement_options)
             account = await record_login_with_session(session, stored, now, new_hash, row)
             if account is not None:
                 return issued_tokens(state, account, row, refresh_token, opened), account
-            # The statement wrote nothing. Its transaction is ended, so that the failure is
-            # written in an ordinary one (not statement by statement in autocommit).
-            await session.rollback()
         else:
             account = await record_login(session, stored, now, new_hash)
             if account is not None:

@@ -177,17 +177,6 @@ class Database:
     def dialect(self) -> str:
         return self.bind.dialect.name
 
-    @property
-    def single_statement_options(self) -> dict[str, Any]:
-        """Execution options for a session that runs one read and ends: on a PostgreSQL engine
-        AUTOCOMMIT, so neither BEGIN nor COMMIT costs a round trip (one statement is its own
-        transaction). Elsewhere none: SQLite's reads begin like any transaction, and a test's
-        connection is inside the outer transaction the test rolls back.
-        """
-        if isinstance(self.bind, AsyncEngine) and self.dialect == "postgresql":
-            return _AUTOCOMMIT
-        return {}
-
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads that change nothing, outside the request's unit of work.
