@@ -168,13 +168,15 @@ def _reset_clock() -> Iterator[None]:
     clock.reset()
 
 
+ON_POSTGRES = (TEST_DATABASE_URL or "").startswith("postgresql")
+
+
 def postgres_only() -> pytest.MarkDecorator:
     return pytest.mark.skipif(
-        not (TEST_DATABASE_URL or "").startswith("postgresql"),
-        reason="needs PostgreSQL (set ESERVICE_TEST_DATABASE_URL)",
+        not ON_POSTGRES, reason="needs PostgreSQL (set ESERVICE_TEST_DATABASE_URL)"
     )
 
 
 def sqlite_only(reason: str) -> pytest.MarkDecorator:
     """For behaviour of the embedded database only; `reason` says why PostgreSQL differs."""
-    return pytest.mark.skipif((TEST_DATABASE_URL or "").startswith("postgresql"), reason=reason)
+    return pytest.mark.skipif(ON_POSTGRES, reason=reason)
