@@ -2,11 +2,12 @@
 
 from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, insert
+from sqlalchemy import Insert, Select, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
 from app.core.clock import utcnow
+from app.core.direct import Prepared
 
 
 class Actor:
@@ -35,12 +36,40 @@ EVENT_COLUMNS = (
     "client_ip",
     "details",
 )
+# The same, for a unit of work on the driver's connection (`DbTransaction`): run it with
+# the values of `event_row`.
+INSERT_EVENT = Prepared(insert(EVENTS).values({name: bindparam(name) for name in EVENT_COLUMNS}))
 
 
 def events_from(source: Select[Any]) -> Insert:
     """An INSERT of the events that `source` selects, column by column as EVENT_COLUMNS, for
     one statement that writes a change and its event together (see app/auth/repository.py)."""
     return insert(EVENTS).from_select(list(EVENT_COLUMNS), source)
+
+
+def event_row(
+    action: str,
+    *,
+    customer_id: int | None,
+    actor: Actor | None = None,
+    target_type: str | None = None,
+    target_id: int | str | None = None,
+    client_ip: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values of one audit event (e.g. `user.created`), as of now."""
+    actor = actor or SYSTEM
+    return {
+        "at": utcnow(),
+        "customer_id": customer_id,
+        "actor_id": actor.user_id,
+        "actor_login": actor.login,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "client_ip": client_ip,
+        "details": details or {},
+    }
 
 
 async def record_event(
@@ -59,20 +88,15 @@ async def record_event(
     It commits or rolls back with the change it describes. The row is written at once, so a
     row it refers to (its customer) must have been flushed already.
     """
-    actor = actor or SYSTEM
+    row = event_row(
+        action,
+        customer_id=customer_id,
+        actor=actor,
+        target_type=target_type,
+        target_id=target_id,
+        client_ip=client_ip,
+        details=details,
+    )
     # On the session's connection: a Core INSERT needs nothing of the ORM's execution.
     connection = await session.connection()
-    await connection.execute(
-        _INSERT_EVENT,
-        {
-            "at": utcnow(),
-            "customer_id": customer_id,
-            "actor_id": actor.user_id,
-            "actor_login": actor.login,
-            "action": action,
-            "target_type": target_type,
-            "target_id": None if target_id is None else str(target_id),
-            "client_ip": client_ip,
-            "details": details or {},
-        },
-    )
+    await connection.execute(_INSERT_EVENT, row)

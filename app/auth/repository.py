@@ -25,13 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import EVENTS, events_from
 from app.auth.cache import note_changed_user
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
 from app.core.db import UTCDateTime
+from app.core.direct import Prepared, Queries
 from app.core.errors import Unauthenticated
 from app.users.models import ACCOUNT_FIELDS, Account, UserAccount
 from app.users.status import UserStatus
@@ -291,31 +292,31 @@ async def read_counters(session: AsyncSession, key: str, other: str | None = Non
 _LOGIN_COUNTER = _THROTTLES.alias("login_counter")
 _IP_COUNTER = _THROTTLES.alias("ip_counter")
 _COUNTER_FIELDS = tuple(field.name for field in fields(Counter))
-_READ_BEFORE_LOGIN = select(
-    _USERS.c.id,
-    _USERS.c.password_hash,
-    *(_LOGIN_COUNTER.c[name] for name in _COUNTER_FIELDS),
-    *(_IP_COUNTER.c[name] for name in _COUNTER_FIELDS),
-).select_from(
-    select(literal(1).label("one"))
-    .subquery("one_row")
-    .outerjoin(_USERS, _USERS.c.login_key == bindparam("login_key"))
-    .outerjoin(_LOGIN_COUNTER, _LOGIN_COUNTER.c.key == bindparam("login_counter"))
-    .outerjoin(_IP_COUNTER, _IP_COUNTER.c.key == bindparam("ip_counter"))
+_READ_BEFORE_LOGIN = Prepared(
+    select(
+        _USERS.c.id,
+        _USERS.c.password_hash,
+        *(_LOGIN_COUNTER.c[name] for name in _COUNTER_FIELDS),
+        *(_IP_COUNTER.c[name] for name in _COUNTER_FIELDS),
+    ).select_from(
+        select(literal(1).label("one"))
+        .subquery("one_row")
+        .outerjoin(_USERS, _USERS.c.login_key == bindparam("login_key"))
+        .outerjoin(_LOGIN_COUNTER, _LOGIN_COUNTER.c.key == bindparam("login_counter"))
+        .outerjoin(_IP_COUNTER, _IP_COUNTER.c.key == bindparam("ip_counter"))
+    )
 )
 
 
 async def read_before_login(
-    connection: AsyncConnection, login_key: str, login_counter: str, ip_counter: str | None
+    connection: Queries, login_key: str, login_counter: str, ip_counter: str | None
 ) -> tuple[StoredPassword | None, list[Counter]]:
     """The stored password of `login_key` (None without such an account) and the counters of
     `login_counter` and `ip_counter` that exist."""
-    row = (
-        await connection.execute(
-            _READ_BEFORE_LOGIN,
-            {"login_key": login_key, "login_counter": login_counter, "ip_counter": ip_counter},
-        )
-    ).one()
+    (row,) = await connection.all(
+        _READ_BEFORE_LOGIN,
+        {"login_key": login_key, "login_counter": login_counter, "ip_counter": ip_counter},
+    )
     stored = None if row[0] is None else StoredPassword(row[0], row[1])
     width = len(_COUNTER_FIELDS)
     counters = [

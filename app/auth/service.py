@@ -156,10 +156,10 @@ async def log_in(
     now = utcnow()
     login_key = UserAccount.key_for(login)
     # The reads before the hash are one statement, outside the request's unit of work
-    # (`Database.reading`), whose connection goes back to the pool before the hash: none (on
+    # (`Database.direct`), whose connection goes back to the pool before the hash: none (on
     # SQLite the only one) is held while the password is hashed, so other requests go on
     # meanwhile. The writes after the hash are the unit of work's.
-    async with state.database.reading() as connection:
+    async with state.database.direct() as connection:
         stored, counters = await read_before_login(
             connection,
             login_key,

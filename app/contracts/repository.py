@@ -6,6 +6,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.models import Contract, ContractState
+from app.core.direct import Prepared, Queries
 from app.customers.models import Customer
 
 
@@ -33,7 +34,7 @@ class PbxTarget(NamedTuple):
 # Built once, on the tables (a Core statement: no ORM loading): a hand-off binds two ids.
 _CONTRACTS = cast(Table, Contract.__table__)
 _CUSTOMERS = cast(Table, Customer.__table__)
-_PBX_TARGET = (
+_PBX_TARGET = Prepared(
     select(
         _CONTRACTS.c.id,
         _CONTRACTS.c.state,
@@ -51,15 +52,15 @@ _PBX_TARGET = (
 
 
 async def get_pbx_target(
-    session: AsyncSession, contract_id: int, customer_id: int
+    connection: Queries, contract_id: int, customer_id: int
 ) -> PbxTarget | None:
     """The contract's hand-off columns, only if it belongs to `customer_id`.
 
     Exactly the columns, not the entities: a hand-off reads them once and changes nothing.
     """
     parameters = {"contract_id": contract_id, "customer_id": customer_id}
-    row = (await session.execute(_PBX_TARGET, parameters)).one_or_none()
-    return None if row is None else PbxTarget._make(row)
+    rows = await connection.all(_PBX_TARGET, parameters)
+    return PbxTarget._make(rows[0]) if rows else None
 
 
 async def get_customer_by_number(session: AsyncSession, customer_number: str) -> Customer | None:

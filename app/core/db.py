@@ -2,15 +2,15 @@
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from app.core.config import Settings
+from app.core.direct import DirectConnection, PostgresConnection, SQLiteConnection, Transaction
 from app.core.sqlite_driver import inline_connector
 
 NAMING_CONVENTION = {
@@ -39,8 +41,6 @@ SQLITE_BUSY_TIMEOUT = 10.0
 # A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
 PING_AFTER_IDLE = 10.0
 _IDLE_SINCE = "eservice_idle_since"
-_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
-_READ_ONLY = "eservice_read_only"
 
 
 class Base(DeclarativeBase):
@@ -90,9 +90,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # A connection for reads only (Database.reading) runs each statement on its own.
-        if not connection.get_execution_options().get(_READ_ONLY, False):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _ensure_sqlite_folder(url: str) -> None:
@@ -178,24 +176,56 @@ class Database:
         return self.bind.dialect.name
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads that change nothing, outside the request's unit of work.
+    async def direct(self) -> AsyncIterator[DirectConnection]:
+        """A pooled connection's driver, for `Prepared` statements (app/core/direct.py).
 
-        No ORM session, no BEGIN and nothing to commit, for the read-only endpoints that
-        answer many requests (the user list): each statement is its own transaction (a read
-        at PostgreSQL's READ COMMITTED would see no more in a transaction of several), and on
-        SQLite it takes no write lock. A test's connection, inside the transaction the test
-        rolls back, is used as it is.
+        Each statement is its own transaction unless `transaction()` began one. A connection
+        left in an unknown state (a statement interrupted, a lost server) is discarded by the
+        pool rather than handed to the next request. A test's connection is used as it is,
+        with savepoints in the transaction the test rolls back.
 
         Not while the request's own session holds a connection: SQLite's pool has only that
-        one, and the read would wait for it until the pool's timeout.
+        one, and this would wait for it until the pool's timeout.
         """
+        nested = isinstance(self.bind, AsyncConnection)
         if isinstance(self.bind, AsyncConnection):
-            yield self.bind
-            return
-        options = _AUTOCOMMIT if self.dialect == "postgresql" else {_READ_ONLY: True}
-        async with self.bind.connect() as connection:
-            yield await connection.execution_options(**options)
+            pooled = await self.bind.get_raw_connection()
+        else:
+            pooled = await self._checkout(self.bind)
+        kind = SQLiteConnection if self.dialect == "sqlite" else PostgresConnection
+        driver: DirectConnection = kind(
+            cast(Any, pooled.driver_connection), self.bind.dialect, nested=nested
+        )
+        try:
+            yield driver
+        finally:
+            if not nested:
+                if driver.broken:
+                    await greenlet_spawn(pooled.invalidate)
+                await greenlet_spawn(pooled.close)
+
+    @staticmethod
+    async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+        """A connection from the pool; a failure to open one raised as SQLAlchemy's error,
+        as `engine.connect()` raises it."""
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        try:
+            return await greenlet_spawn(engine.sync_engine.raw_connection)
+        except dbapi_error as error:
+            raise DBAPIError.instance(None, None, error, dbapi_error) from error
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction on `direct()`'s connection, taken at its first statement; committed
+        when the block ends, or as `keeps_changes` says on an error, rolled back otherwise."""
+        async with AsyncExitStack() as stack:
+            transaction = Transaction(lambda: stack.enter_async_context(self.direct()))
+            try:
+                yield transaction
+            except BaseException as error:
+                await transaction.end(commit=keeps_changes(error))
+                raise
+            await transaction.end(commit=True)
 
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):
@@ -212,31 +242,45 @@ async def get_database(request: Request) -> Database:
     return database_of(request)
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: commits before the response, rolls back on any error.
+def keeps_changes(error: BaseException) -> bool:
+    """Whether a unit of work that ended with `error` commits all the same.
 
-    An AppError raised with `keep_changes=True` commits too: a failed login is refused, but
-    its throttling counter and audit event must stay.
+    An AppError raised with `keep_changes=True` does: a failed login is refused, but its
+    throttling counter and audit event must stay. Any other error rolls back.
     """
     from app.core.errors import AppError
 
+    return isinstance(error, AppError) and error.keep_changes
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: commits before the response, rolls back on any error
+    (but those that `keeps_changes`)."""
     async with database_of(request).sessionmaker() as session:
         try:
             yield session
-        except AppError as error:
-            if error.keep_changes:
+        except BaseException as error:
+            if keeps_changes(error):
                 await session.commit()
             else:
                 await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
             raise
         else:
             await session.commit()
 
 
+async def _transaction(request: Request) -> AsyncIterator[Transaction]:
+    """The request's unit of work on the driver's connection (`Database.transaction`), for
+    the hot write paths whose statements are all `Prepared`; it ends as `_session` does."""
+    async with database_of(request).transaction() as connection:
+        yield connection
+
+
 get_session = _session
+get_transaction = _transaction
+# The two forms of the request's one unit of work: an endpoint declares one of them, never
+# both (on SQLite the process has one connection), and never commits itself.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+DbTransaction = Annotated[Transaction, Depends(get_transaction, scope="function")]
 # The database itself, for an endpoint that only reads (`Database.reading`).
 Db = Annotated[Database, Depends(get_database)]

@@ -119,6 +119,13 @@ class InlineConnection:
             raise ValueError("no active connection")
         return self._connection
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself (app/core/direct.py runs statements on it)."""
+        if self._connection is None:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return self._connection
+
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)`; while another process holds the lock, retry without blocking."""
         deadline: float | None = None

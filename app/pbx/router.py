@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from app.core.auth import PbxOpener, client_ip
-from app.core.db import DbSession
+from app.core.db import DbTransaction
 from app.core.errors import problem_responses
 from app.core.state import AppState, get_state
 from app.pbx import service
@@ -30,12 +30,12 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def create_pbx_session(
     contract_id: ContractId,
     request: Request,
-    session: DbSession,
+    unit: DbTransaction,
     principal: PbxOpener,
     state: Annotated[AppState, Depends(get_state)],
 ) -> Response:
     handoff = await service.open_pbx(
-        state, session, principal, contract_id, client_ip=client_ip(request)
+        state, unit, principal, contract_id, client_ip=client_ip(request)
     )
     # Serialised here, once: `response_model` documents the body, and FastAPI would validate
     # and encode it a second time.
@@ -58,12 +58,12 @@ async def create_pbx_session(
 async def redirect_to_pbx(
     contract_id: ContractId,
     request: Request,
-    session: DbSession,
+    unit: DbTransaction,
     principal: PbxOpener,
     state: Annotated[AppState, Depends(get_state)],
 ) -> RedirectResponse:
     handoff = await service.open_pbx(
-        state, session, principal, contract_id, client_ip=client_ip(request)
+        state, unit, principal, contract_id, client_ip=client_ip(request)
     )
     return RedirectResponse(handoff.redirect_url, status_code=303, headers=NO_STORE)
 

@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.audit.service import Actor, record_event
+from app.audit.service import INSERT_EVENT, Actor, event_row
 from app.contracts import repository as contracts
 from app.contracts.errors import ContractNotFound, ContractTerminated, PbxNotConfigured
 from app.contracts.models import ContractState
 from app.contracts.repository import PbxTarget
 from app.core.auth import Principal
 from app.core.clock import utcnow
+from app.core.direct import Queries
 from app.core.state import AppState
 from app.core.urls import http_base_url
 
@@ -69,14 +68,14 @@ def handoff_claims(
 
 async def open_pbx(
     state: AppState,
-    session: AsyncSession,
+    connection: Queries,
     principal: Principal,
     contract_id: int,
     *,
     client_ip: str | None = None,
 ) -> Handoff:
     """Mint a hand-off token for one of the caller's customer's contracts and audit it."""
-    contract = await contracts.get_pbx_target(session, contract_id, principal.customer_id)
+    contract = await contracts.get_pbx_target(connection, contract_id, principal.customer_id)
     if contract is None:
         raise ContractNotFound("No such contract.")
     if contract.state != ContractState.ACTIVE:
@@ -87,8 +86,7 @@ async def open_pbx(
     now, jti = utcnow(), secrets.token_urlsafe(16)
     claims = handoff_claims(state, principal, contract, now=now, jti=jti)
     token = state.keys.sign(claims)
-    await record_event(
-        session,
+    event = event_row(
         "pbx.opened",
         customer_id=principal.customer_id,
         actor=Actor(principal.user_id, principal.user.login),
@@ -101,6 +99,7 @@ async def open_pbx(
             "jti": jti,
         },
     )
+    await connection.run(INSERT_EVENT, event)
     return Handoff(
         redirect_url=f"{base_url}/sso?{urlencode({'token': token})}",
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),

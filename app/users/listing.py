@@ -111,7 +111,7 @@ async def list_page(database: Database, customer_id: int, query: UserListQuery) 
     filters, sort_param, limit = query.filters, query.sort, query.limit
     sort, descending = sort_param.lstrip("-"), sort_param.startswith("-")
     after = _keyset(query.cursor, sort_param, filters) if query.cursor else None
-    async with database.reading() as connection:
+    async with database.direct() as connection:
         users = await repository.list_users(
             connection,
             customer_id,

@@ -4,7 +4,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -18,11 +18,11 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.db import UTCDateTime
+from app.core.direct import Prepared, Queries
 from app.core.json_sql import json_document, json_document_or_null, json_text
 from app.core.permissions import Role
 from app.customers.models import Customer
@@ -138,7 +138,12 @@ def _user_document(layout: DocumentLayout) -> ColumnElement[Any]:
 
 
 # A listed user: its JSON document, and where the page's cursor would continue.
-UserDocument = Row[tuple[str, Any, int]]
+class UserDocument(NamedTuple):
+    """One user of the list: its JSON document, its sort column's value (for the cursor)."""
+
+    document: str
+    sort_value: Any
+    id: int
 
 
 def _rows(result: Iterable[Sequence[Any]]) -> list[UserRow]:
@@ -244,12 +249,9 @@ def _list_query(
     descending: bool,
     keyset: bool,
     unique_sort: bool,
-) -> Select[*tuple[Any, ...]]:
-    """The list's statement for one combination of filters, sort and keyset, built once.
-
-    The same statement object each time, so SQLAlchemy finds its compiled form without
-    computing a cache key again.
-    """
+) -> Prepared:
+    """The list's statement for one combination of filters, sort and keyset, built and
+    compiled once."""
     column = SORT_COLUMNS[sort]
     documents = select(
         _user_document(layout).label("document"), column.label("sort_value"), _users.id
@@ -265,11 +267,11 @@ def _list_query(
             query = query.where(left < right if descending else left > right)
     columns = [column] if unique_sort else [column, _users.id]
     order = [col.desc() if descending else col.asc() for col in columns]
-    return query.order_by(*order).limit(bindparam("limit", type_=Integer()))
+    return Prepared(query.order_by(*order).limit(bindparam("limit", type_=Integer())))
 
 
 async def list_users(
-    connection: AsyncConnection,
+    connection: Queries,
     customer_id: int,
     filters: UserFilter,
     *,
@@ -292,19 +294,17 @@ async def list_users(
     if after is not None:
         values["after"] = after.id if sort == "id" else after.value
         values["after_id"] = after.id
-    return list((await connection.execute(query, values)).all())
+    return [UserDocument._make(row) for row in await connection.all(query, values)]
 
 
 @functools.cache
-def _count_query(shape: _Shape) -> Select[int]:
-    return _filtered(select(func.count(_users.id)), shape)
+def _count_query(shape: _Shape) -> Prepared:
+    return Prepared(_filtered(select(func.count(_users.id)), shape))
 
 
-async def count_users(connection: AsyncConnection, customer_id: int, filters: UserFilter) -> int:
-    result = await connection.execute(
-        _count_query(_shape(filters)), _filter_values(customer_id, filters)
-    )
-    return int(result.scalar_one())
+async def count_users(connection: Queries, customer_id: int, filters: UserFilter) -> int:
+    rows = await connection.all(_count_query(_shape(filters)), _filter_values(customer_id, filters))
+    return int(rows[0][0])
 
 
 async def lock_active_admin_ids(session: AsyncSession, customer_id: int) -> list[int]:
