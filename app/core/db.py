@@ -189,6 +189,9 @@ class Database:
         """
         nested = isinstance(self.bind, AsyncConnection)
         if isinstance(self.bind, AsyncConnection):
+            # The driver's transaction begins at the first statement through SQLAlchemy (so on
+            # asyncpg); the direct statements must run inside it.
+            await self.bind.exec_driver_sql("SELECT 1")
             pooled = await self.bind.get_raw_connection()
         else:
             pooled = await self._checkout(self.bind)
