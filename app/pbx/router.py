@@ -32,8 +32,8 @@ async def create_pbx_session(
     request: Request,
     unit: DbTransaction,
     principal: PbxOpener,
-    state: Annotated[AppState, Depends(get_state)],
 ) -> Response:
+    state: AppState = request.app.state.eservice
     handoff = await service.open_pbx(
         state, unit, principal, contract_id, client_ip=client_ip(request)
     )
