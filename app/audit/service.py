@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
 from app.core.clock import utcnow
+from app.core.db import direct_in
 from app.core.direct import Prepared
 
 
@@ -23,7 +24,6 @@ SYSTEM = Actor(None, "system")
 # One INSERT of the row, rather than an entity in the session: events are written often (every
 # login and hand-off) and never read back by the request that writes them.
 EVENTS = cast(Table, AuditEvent.__table__)
-_INSERT_EVENT = insert(EVENTS)
 # The columns an event is written with, in this order (`events_from`).
 EVENT_COLUMNS = (
     "at",
@@ -36,8 +36,8 @@ EVENT_COLUMNS = (
     "client_ip",
     "details",
 )
-# The same, for a unit of work on the driver's connection (`DbTransaction`): run it with
-# the values of `event_row`.
+# Run with the values of `event_row`, in an ORM session's transaction (`record_event`) or a
+# transaction of direct statements (`DbTransaction`).
 INSERT_EVENT = Prepared(insert(EVENTS).values({name: bindparam(name) for name in EVENT_COLUMNS}))
 
 
@@ -97,6 +97,6 @@ async def record_event(
         client_ip=client_ip,
         details=details,
     )
-    # On the session's connection: a Core INSERT needs nothing of the ORM's execution.
-    connection = await session.connection()
-    await connection.execute(_INSERT_EVENT, row)
+    # In the session's transaction, as a direct statement: an INSERT needs nothing of the
+    # ORM's execution, and events are written on every login.
+    await (await direct_in(session)).run(INSERT_EVENT, row)

@@ -31,7 +31,7 @@ from app.audit.service import EVENTS, events_from
 from app.auth.cache import note_changed_user
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
-from app.core.db import UTCDateTime
+from app.core.db import UTCDateTime, direct_in
 from app.core.direct import Prepared, Queries
 from app.core.errors import Unauthenticated
 from app.users.models import ACCOUNT_FIELDS, Account, UserAccount
@@ -59,7 +59,7 @@ def _record_login_statement(*, new_hash: bool) -> Update:
     )
 
 
-_RECORD_LOGIN = {flag: _record_login_statement(new_hash=flag) for flag in (False, True)}
+_RECORD_LOGIN = {flag: Prepared(_record_login_statement(new_hash=flag)) for flag in (False, True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,23 +99,25 @@ async def record_login(
         "now": now,
         "new_hash": new_hash,
     }
-    # On the session's connection, past the ORM's execution, which a Core statement does not
-    # need; the cache of signed-in sessions hears of the change as from any bulk UPDATE.
-    connection = await session.connection()
-    row = (await connection.execute(_RECORD_LOGIN[new_hash is not None], parameters)).one_or_none()
+    # A direct statement in the session's transaction, past the ORM's execution, which it does
+    # not need; the cache of signed-in sessions is told of the change here.
+    statements = await direct_in(session)
+    rows = await statements.all(_RECORD_LOGIN[new_hash is not None], parameters)
     note_changed_user(session.sync_session, checked.user_id)
-    return None if row is None else Account(*row)
+    return Account(*rows[0]) if rows else None
 
 
 # -- sessions ---------------------------------------------------------------
 
 _SESSIONS = cast(Table, AuthSession.__table__)
-_INSERT_SESSION = insert(_SESSIONS)
+_INSERT_SESSION = Prepared(
+    insert(_SESSIONS).values({column.name: bindparam(column.name) for column in _SESSIONS.c})
+)
 
 
 async def add_session(session: AsyncSession, values: dict[str, object]) -> None:
     """Insert one `auth_sessions` row (every column given)."""
-    await (await session.connection()).execute(_INSERT_SESSION, values)
+    await (await direct_in(session)).run(_INSERT_SESSION, values)
 
 
 async def read_live_session(
@@ -199,7 +201,7 @@ def _login_with_session_statement(*, new_hash: bool) -> Select[Any]:
     event's INSERT as one statement (data-modifying CTEs), so a login writes in one round
     trip. Both INSERTs select from the UPDATE's RETURNING: without the account (changed
     during the hash) neither row is written."""
-    account = _RECORD_LOGIN[new_hash].cte("account")
+    account = _record_login_statement(new_hash=new_hash).cte("account")
     session_columns = [column.name for column in _SESSIONS.columns]
     new_session = insert(_SESSIONS).from_select(
         session_columns,

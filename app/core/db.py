@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -158,6 +158,45 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("the pooled connection is gone") from exc
 
 
+def _driver_of(
+    pooled: PoolProxiedConnection, dialect: Dialect, *, nested: bool
+) -> DirectConnection:
+    kind = SQLiteConnection if dialect.name == "sqlite" else PostgresConnection
+    return kind(cast(Any, pooled.driver_connection), dialect, nested=nested)
+
+
+async def _driver_in(connection: AsyncConnection) -> DirectConnection:
+    """The driver of a connection in a transaction begun through SQLAlchemy, inside that
+    transaction (a `transaction()` on it is a savepoint)."""
+    pooled = await connection.get_raw_connection()
+    # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement on the connection;
+    # until then (its `_transaction` is None) the driver is in autocommit. A statement
+    # through SQLAlchemy begins it (and would, were that attribute ever to go).
+    adapter = pooled.dbapi_connection
+    if connection.dialect.name == "postgresql" and getattr(adapter, "_transaction", None) is None:
+        await connection.exec_driver_sql("SELECT 1")
+    return _driver_of(pooled, connection.dialect, nested=True)
+
+
+_DIRECT = "eservice_direct"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_direct(session: Session, _transaction: Any) -> None:
+    # After a commit or rollback the session may go on on another pooled connection.
+    session.info.pop(_DIRECT, None)
+
+
+async def direct_in(session: AsyncSession) -> DirectConnection:
+    """Direct statements in the ORM session's own transaction, which its unit of work commits
+    or rolls back: for the Core statements that a unit of work runs on every login and for
+    every audit event. Made once per transaction of the session."""
+    found: DirectConnection | None = session.info.get(_DIRECT)
+    if found is None:
+        found = session.info[_DIRECT] = await _driver_in(await session.connection())
+    return found
+
+
 class Database:
     """The engine and the session factory of one process (or of one test)."""
 
@@ -189,16 +228,10 @@ class Database:
         """
         nested = isinstance(self.bind, AsyncConnection)
         if isinstance(self.bind, AsyncConnection):
-            # The driver's transaction begins at the first statement through SQLAlchemy (so on
-            # asyncpg); the direct statements must run inside it.
-            await self.bind.exec_driver_sql("SELECT 1")
-            pooled = await self.bind.get_raw_connection()
+            driver = await _driver_in(self.bind)
         else:
             pooled = await self._checkout(self.bind)
-        kind = SQLiteConnection if self.dialect == "sqlite" else PostgresConnection
-        driver: DirectConnection = kind(
-            cast(Any, pooled.driver_connection), self.bind.dialect, nested=nested
-        )
+            driver = _driver_of(pooled, self.bind.dialect, nested=False)
         try:
             yield driver
         finally:

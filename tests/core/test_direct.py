@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEvent
-from app.audit.service import EVENTS, INSERT_EVENT, event_row
+from app.audit.service import EVENTS, INSERT_EVENT, event_row, record_event
 from app.auth.sessions import CachedAuthenticator
 from app.contracts.models import Contract, ContractState
 from app.core import db
@@ -310,6 +310,34 @@ async def test_a_bind_name_used_twice_in_a_where_clause_filters_by_both_columns(
     async with database.direct() as connection:
         rows = await connection.all(prepared, {"customer_id": customer.id, "name": name})
     assert rows == [(by_number.id,), (by_tenant.id,)]
+
+
+# --- In an ORM session's transaction (direct_in) ------------------------------------------------
+
+
+@pytest.mark.committing
+async def test_a_direct_statement_as_a_sessions_first_rolls_back_with_the_session(
+    database: Database, committing_engine: AsyncEngine
+) -> None:
+    """No statement through SQLAlchemy before it: it is still inside the session's
+    transaction (on asyncpg, whose BEGIN SQLAlchemy sends with its first statement)."""
+    async with database.sessionmaker() as session:
+        await record_event(session, "in.session.rolled_back", customer_id=None)
+        await session.rollback()
+    assert await _count(committing_engine, "in.session.rolled_back") == 0
+
+
+@pytest.mark.committing
+async def test_after_a_commit_direct_statements_run_in_the_sessions_next_transaction(
+    database: Database, committing_engine: AsyncEngine
+) -> None:
+    async with database.sessionmaker() as session:
+        await record_event(session, "in.session.committed", customer_id=None)
+        await session.commit()
+        await record_event(session, "in.session.after_commit", customer_id=None)
+        await session.rollback()
+    assert await _count(committing_engine, "in.session.committed") == 1
+    assert await _count(committing_engine, "in.session.after_commit") == 0
 
 
 # --- Transactions --------------------------------------------------------------------------------
