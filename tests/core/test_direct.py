@@ -791,3 +791,29 @@ async def test_a_handoff_on_a_lost_connection_answers_503_once_and_then_201(
     assert lost.json()["code"] == "database_unavailable"
     assert again.status_code == 201, again.text
     assert events == 2  # the hand-off that failed recorded nothing
+
+
+@pytest.mark.committing
+async def test_a_handoff_whose_token_check_reads_the_database_does_not_wait_for_itself(
+    settings: Settings, committing_engine: AsyncEngine
+) -> None:
+    """The app's own engine (on SQLite one connection for the process), the sign-in cache
+    off: the token check's read and the hand-off's transaction take the connection in turn,
+    because the transaction takes it only at its first statement."""
+    app = create_app(settings.model_copy(update={"database_pool_size": 1}), run_background=False)
+    state = app.state.eservice
+    try:
+        async with state.database.sessionmaker.begin() as session:
+            customer = await create_customer(session)
+            user = await create_user(session, state, customer, role=Role.PBX_ADMIN)
+            contract = await create_contract(session, customer, pbx_tenant="t-turns")
+            headers = await auth_headers(session, state, user)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await asyncio.wait_for(
+                client.post(f"/api/v1/contracts/{contract.id}/pbx-sessions", headers=headers),
+                timeout=5,
+            )
+    finally:
+        await state.database.dispose()
+    assert response.status_code == 201, response.text
