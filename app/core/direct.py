@@ -3,16 +3,17 @@
 SQLAlchemy builds every statement of the service and compiles it; what a request pays for
 is the execution around it: an execution context, a cursor adapter that hands each call
 through a greenlet, a result object. On SQLite that is about 70 µs per statement where the
-statement itself takes 3 µs. The few endpoints that answer most requests (the user list,
-the PBX hand-off, the reads before a login) run their statements here instead:
+statement itself takes 3 µs. The statements of the requests asked most often (the user
+list, the PBX hand-off, a login's reads and writes, every audit event) run here instead:
 
 - `Prepared` is a Core statement compiled once per dialect, with the bind and result
   processors of its columns' types (timestamps, enums, JSON come and go exactly as through
   SQLAlchemy).
 - `DirectConnection` runs it on the driver's connection (sqlite3 or asyncpg), taken from
-  and returned to the engine's own pool (`Database.direct`), and turns the driver's errors
-  into SQLAlchemy's, so the API's error handlers answer them as before (`503` for a lost
-  database).
+  and returned to the engine's own pool (`Database.direct`, `Database.transaction`) or an
+  ORM session's own (`direct_in`, in that session's transaction), and turns the driver's
+  errors into SQLAlchemy's, so the API's error handlers answer them as before (`503` for a
+  lost database).
 
 Everything else goes through the ORM session; this is for statements that are built once.
 """
