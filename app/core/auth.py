@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.core.errors import Forbidden, Unauthenticated
 from app.core.permissions import Action, Role, is_allowed
-from app.core.state import AppState
+from app.core.state import state_of
 
 if TYPE_CHECKING:
     from app.users.models import Account
@@ -56,8 +56,7 @@ def client_ip(request: Request) -> str | None:
 async def _authenticated(request: Request, access_token: str | None) -> Principal:
     if not access_token:
         raise Unauthenticated("A bearer access token is required.")
-    state: AppState = request.app.state.eservice
-    principal: Principal = await state.authenticate(access_token)
+    principal: Principal = await state_of(request).authenticate(access_token)
     return principal
 
 

@@ -52,7 +52,13 @@ def build_state(settings: Settings, database: Database, **extra: Any) -> AppStat
     )
 
 
-async def get_state(request: Request) -> AppState:
-    """The app's state, as a dependency (async: FastAPI runs plain functions in a thread)."""
+def state_of(request: Request) -> AppState:
+    """The app's state, read off the request (where a dependency of its own would cost more
+    than it does: on the hot paths)."""
     state: AppState = request.app.state.eservice
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    """The app's state, as a dependency (async: FastAPI runs plain functions in a thread)."""
+    return state_of(request)

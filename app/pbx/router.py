@@ -3,14 +3,14 @@
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from app.core.auth import PbxOpener, client_ip
 from app.core.db import DbTransaction
 from app.core.errors import problem_responses
-from app.core.state import AppState, get_state
+from app.core.state import AppState, state_of
 from app.pbx import service
 from app.pbx.schemas import JwkSet, PbxSession
 
@@ -33,9 +33,8 @@ async def create_pbx_session(
     unit: DbTransaction,
     principal: PbxOpener,
 ) -> Response:
-    state: AppState = request.app.state.eservice
     handoff = await service.open_pbx(
-        state, unit, principal, contract_id, client_ip=client_ip(request)
+        state_of(request), unit, principal, contract_id, client_ip=client_ip(request)
     )
     # Serialised here, once: `response_model` documents the body, and FastAPI would validate
     # and encode it a second time.
@@ -60,10 +59,9 @@ async def redirect_to_pbx(
     request: Request,
     unit: DbTransaction,
     principal: PbxOpener,
-    state: Annotated[AppState, Depends(get_state)],
 ) -> RedirectResponse:
     handoff = await service.open_pbx(
-        state, unit, principal, contract_id, client_ip=client_ip(request)
+        state_of(request), unit, principal, contract_id, client_ip=client_ip(request)
     )
     return RedirectResponse(handoff.redirect_url, status_code=303, headers=NO_STORE)
 
@@ -133,7 +131,7 @@ def add_jwks_route(app: FastAPI) -> None:
     async def jwks(request: Request) -> Response:
         # The app's state is read from the request rather than through a dependency: verifiers
         # poll this document, and it needs nothing else.
-        return answer.response(request.app.state.eservice)
+        return answer.response(state_of(request))
 
     app.router.add_api_route(
         "/.well-known/jwks.json",
