@@ -237,9 +237,12 @@ class SQLiteConnection(_DriverConnection):
 
 
 # asyncpg's errors that mean the connection is gone or unusable, not that a statement failed.
+# InternalClientError: the protocol's state is broken, as when the server ended the backend
+# while the connection sat in the pool and the next statement meets its farewell message.
 _PG_LOST = (
     OSError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # the server shuts down or cancels
 )
@@ -259,7 +262,7 @@ class PostgresConnection(_DriverConnection):
         try:
             rows: list[Any] = await self._connection.fetch(sql, *arguments)
         except (asyncpg.PostgresError, *_PG_LOST) as error:
-            self.broken = isinstance(error, _PG_LOST)
+            self.broken = isinstance(error, _PG_LOST) or self._connection.is_closed()
             raise _translated(error, sql, lost=self.broken) from error
         self.broken = False
         return rows
