@@ -19,6 +19,7 @@ Everything else goes through the ORM session; this is for statements that are bu
 """
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,7 +44,8 @@ class _Compiled:
     binds: tuple[_Processor, ...]
     # The value of a parameter the statement carries itself (`literal(1)`), or _REQUIRED.
     defaults: tuple[Any, ...]
-    results: tuple[_Processor, ...]
+    # None when no column of the result needs converting.
+    results: tuple[_Processor, ...] | None
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         arguments = []
@@ -53,7 +55,7 @@ class _Compiled:
         return arguments
 
     def row(self, raw: Sequence[Any]) -> Row:
-        if not any(self.results):
+        if self.results is None:
             return tuple(raw)
         return tuple(
             value if process is None else process(value)
@@ -97,7 +99,11 @@ class Prepared:
             for column in getattr(self.statement, "selected_columns", ())
         )
         return _Compiled(
-            compiler.string, names, tuple(bind_processors), tuple(defaults), result_processors
+            compiler.string,
+            names,
+            tuple(bind_processors),
+            tuple(defaults),
+            result_processors if any(result_processors) else None,
         )
 
 
@@ -166,7 +172,7 @@ def _translated(error: Exception, sql: str, lost: bool) -> DBAPIError:
     return DBAPIError(sql, None, error)
 
 
-class _DriverConnection:
+class _DriverConnection(ABC):
     """What both drivers share: statements by `Prepared`, and the transaction's own SQL.
 
     Inside a transaction that is not ours (a test's, rolled back after it) the transaction is
@@ -181,8 +187,9 @@ class _DriverConnection:
         self.nested = nested
         self.broken = False
 
+    @abstractmethod
     async def _execute(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
-        raise NotImplementedError
+        """The rows of one statement, the driver's errors raised as SQLAlchemy's."""
 
     async def all(self, statement: Prepared, values: Mapping[str, Any]) -> list[Row]:
         compiled = statement.compiled(self._dialect)
