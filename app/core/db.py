@@ -226,19 +226,17 @@ class Database:
         Not while the request's own session holds a connection: SQLite's pool has only that
         one, and this would wait for it until the pool's timeout.
         """
-        nested = isinstance(self.bind, AsyncConnection)
         if isinstance(self.bind, AsyncConnection):
-            driver = await _driver_in(self.bind)
-        else:
-            pooled = await self._checkout(self.bind)
-            driver = _driver_of(pooled, self.bind.dialect, nested=False)
+            yield await _driver_in(self.bind)
+            return
+        pooled = await self._checkout(self.bind)
+        driver = _driver_of(pooled, self.bind.dialect, nested=False)
         try:
             yield driver
         finally:
-            if not nested:
-                if driver.broken:
-                    await greenlet_spawn(pooled.invalidate)
-                await greenlet_spawn(pooled.close)
+            if driver.broken:
+                await greenlet_spawn(pooled.invalidate)
+            await greenlet_spawn(pooled.close)
 
     @staticmethod
     async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
