@@ -1,6 +1,6 @@
 """Recording audit events, in the transaction of the change they describe."""
 
-from typing import Any, cast
+from typing import Any, Required, TypedDict, Unpack, cast
 
 from sqlalchemy import Insert, Select, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,56 +47,41 @@ def events_from(source: Select[Any]) -> Insert:
     return insert(EVENTS).from_select(list(EVENT_COLUMNS), source)
 
 
-def event_row(
-    action: str,
-    *,
-    customer_id: int | None,
-    actor: Actor | None = None,
-    target_type: str | None = None,
-    target_id: int | str | None = None,
-    client_ip: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+class EventFields(TypedDict, total=False):
+    """What an audit event says beside its action; only the customer must be given."""
+
+    customer_id: Required[int | None]
+    actor: Actor | None
+    target_type: str | None
+    target_id: int | str | None
+    client_ip: str | None
+    details: dict[str, Any] | None
+
+
+def event_row(action: str, **fields: Unpack[EventFields]) -> dict[str, Any]:
     """The values of one audit event (e.g. `user.created`), as of now."""
-    actor = actor or SYSTEM
+    actor = fields.get("actor") or SYSTEM
+    target_id = fields.get("target_id")
     return {
         "at": utcnow(),
-        "customer_id": customer_id,
+        "customer_id": fields["customer_id"],
         "actor_id": actor.user_id,
         "actor_login": actor.login,
         "action": action,
-        "target_type": target_type,
+        "target_type": fields.get("target_type"),
         "target_id": None if target_id is None else str(target_id),
-        "client_ip": client_ip,
-        "details": details or {},
+        "client_ip": fields.get("client_ip"),
+        "details": fields.get("details") or {},
     }
 
 
-async def record_event(
-    session: AsyncSession,
-    action: str,
-    *,
-    customer_id: int | None,
-    actor: Actor | None = None,
-    target_type: str | None = None,
-    target_id: int | str | None = None,
-    client_ip: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
+async def record_event(session: AsyncSession, action: str, **fields: Unpack[EventFields]) -> None:
     """Write one audit event (e.g. `user.created`) in the session's transaction.
 
     It commits or rolls back with the change it describes. The row is written at once, so a
     row it refers to (its customer) must have been flushed already.
     """
-    row = event_row(
-        action,
-        customer_id=customer_id,
-        actor=actor,
-        target_type=target_type,
-        target_id=target_id,
-        client_ip=client_ip,
-        details=details,
-    )
+    row = event_row(action, **fields)
     # In the session's transaction, as a direct statement: an INSERT needs nothing of the
     # ORM's execution, and events are written on every login.
     await (await direct_in(session)).run(INSERT_EVENT, row)
