@@ -26,7 +26,6 @@ IfMatch = Annotated[
     ),
 ]
 _AUTH = (401, 403)
-_NO_STORE = {"Cache-Control": "no-store"}
 _ONE = problem_responses(*_AUTH, 404, 422)
 _CHANGE = problem_responses(*_AUTH, 404, 409, 412, 422)
 # 400: a body that is not JSON at all.
@@ -52,7 +51,7 @@ async def list_users(
 ) -> Response:
     """The customer's users, a page at a time (keyset pagination: follow `next_cursor`)."""
     page = await list_page(database, principal.customer_id, query)
-    return Response(page, media_type="application/json", headers=_NO_STORE)
+    return Response(page, media_type="application/json")
 
 
 @router.post(
