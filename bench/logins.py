@@ -16,13 +16,17 @@ LOGIN_CONNECTIONS = 8
 
 
 def login_request(bench: Bench) -> Request:
-    count = min(bench.seeded.list_users, 64)
+    return logins_of(bench.url(LOGIN_PATH), min(bench.seeded.list_users, 64))
+
+
+def logins_of(url: str, users: int) -> Request:
+    """Successful logins at `url`, taking turns among the first `users` seeded users."""
     env = (
         ("BENCH_LOGIN_PREFIX", USER_PREFIX),
-        ("BENCH_LOGIN_COUNT", str(count)),
+        ("BENCH_LOGIN_COUNT", str(users)),
         ("BENCH_PASSWORD", PASSWORD),
     )
-    return Request(bench.url(LOGIN_PATH), "login.lua", env)
+    return Request(url, "login.lua", env)
 
 
 def logins(bench: Bench) -> list[Row]:
