@@ -22,17 +22,17 @@ def include_routers(app: FastAPI) -> None:
     # is tried against every route before it). The probes and the JWKS, which machines poll
     # most often, come first, as routes of the app itself rather than of an included router;
     # then the API's routers by how often a portal in service is asked: the profile on every
-    # page load; contracts and the hand-off, which every user opens the PBX by; the user
-    # table, which only administrators manage; documents; the login and token refresh once
-    # per session and every few minutes; the rest rarely.
+    # page load; contracts and the hand-off, which every user opens the PBX by; the login
+    # once per session and the token refresh every few minutes, by every user; the user
+    # table, which only administrators manage; documents; the rest rarely.
     add_probe_routes(app)
     add_jwks_route(app)
     app.include_router(account_router, prefix=API_V1)
     app.include_router(contracts_router, prefix=API_V1)
     app.include_router(pbx_router, prefix=API_V1)
+    app.include_router(auth_router, prefix=API_V1)
     app.include_router(users_router, prefix=API_V1)
     app.include_router(documents_router, prefix=API_V1)
-    app.include_router(auth_router, prefix=API_V1)
     app.include_router(audit_router, prefix=API_V1)
     app.include_router(invitations_router, prefix=API_V1)
     app.include_router(customers_router, prefix=API_V1)
