@@ -87,9 +87,14 @@ class PasswordHasher:
                     batch.append(job)
             if not batch:
                 return
-            self._busy += 1
             calls = [(function, args) for function, args, _ in batch]
-            running = loop.run_in_executor(self._threads, _run_all, calls)
+            try:
+                running = loop.run_in_executor(self._threads, _run_all, calls)
+            except RuntimeError as error:  # the threads were shut down (the process stops)
+                for _, _, future in batch:
+                    future.set_exception(error)
+                continue
+            self._busy += 1
             running.add_done_callback(functools.partial(self._finished, loop, batch))
 
     def _finished(
@@ -99,18 +104,22 @@ class PasswordHasher:
         running: "asyncio.Future[list[tuple[Any, Any]]]",
     ) -> None:
         self._busy -= 1
-        if running.cancelled() or running.exception() is not None:
-            failure = running.exception() if not running.cancelled() else None
-            outcomes = [(None, failure or asyncio.CancelledError())] * len(batch)
+        waiting = [future for _, _, future in batch]
+        if running.cancelled():  # the executor shut down before the job ran
+            for future in waiting:
+                future.cancel()
+        elif (failure := running.exception()) is not None:  # not an Exception of one call
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(failure)
         else:
-            outcomes = running.result()
-        for (_, _, future), (result, error) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+            for future, (result, error) in zip(waiting, running.result(), strict=True):
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
         self._dispatch(loop)
 
     async def _dummy_hash(self) -> str:

@@ -139,3 +139,16 @@ async def test_real_hashes_in_one_batch_each_check_their_own_password(
     answers = await asyncio.gather(*(hasher.verify(password, hashed) for password, hashed in pairs))
     assert max(batches) > 1
     assert [matches for matches, _ in answers] == [n % 2 == 0 for n in range(5)]
+
+
+async def test_hashes_after_the_threads_were_shut_down_fail_and_leave_no_thread_counted_busy(
+    settings: Settings,
+) -> None:
+    context = RecordingContext()
+    context.gate.set()
+    hasher = hasher_with(settings, context, threads=1)
+    hasher._threads.shutdown()
+    for _ in range(2):  # the second one finds no thread wrongly counted as busy
+        with pytest.raises(RuntimeError, match="shutdown"):
+            await asyncio.wait_for(hasher.verify("p0", "p0"), timeout=5)
+    assert context.seen == []
