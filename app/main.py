@@ -12,8 +12,9 @@ from app.auth.cache import PrincipalCache
 from app.auth.listener import listen_for_account_changes
 from app.auth.sessions import CachedAuthenticator
 from app.auth.throttle import prune_throttles_periodically
+from app.core.checkpoints import checkpoint_periodically
 from app.core.config import Settings, get_settings
-from app.core.db import Database, create_engine
+from app.core.db import Database, create_engine, sqlite_connect_args
 from app.core.errors import install_error_handlers
 from app.core.middleware import EdgeMiddleware, ProblemCORSMiddleware
 from app.core.openapi import install_problem_documentation
@@ -62,6 +63,10 @@ def create_app(
         )
         if settings.auth_cache and not settings.is_sqlite:
             tasks.append(asyncio.create_task(listen_for_account_changes(state, cache)))
+        if settings.is_sqlite and owns_database:
+            # The process that owns the connection checkpoints the WAL off the event loop.
+            connect_args = sqlite_connect_args(settings.database_url)
+            tasks.append(asyncio.create_task(checkpoint_periodically(connect_args)))
         try:
             yield
         finally:

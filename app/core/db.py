@@ -1,7 +1,7 @@
 """Database access: the declarative base, the engine, and the request's one commit point."""
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util.concurrency import greenlet_spawn
 
+from app.core.checkpoints import INLINE_LIMIT
 from app.core.config import Settings
 from app.core.direct import DirectConnection, PostgresConnection, SQLiteConnection, Transaction
 from app.core.sqlite_driver import inline_connector
@@ -86,6 +87,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run in a thread of the serving process (app/core/checkpoints.py); a
+        # commit checkpoints on the event loop's thread only if the WAL grows this long.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={INLINE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -100,6 +104,13 @@ def _ensure_sqlite_folder(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def sqlite_connect_args(database_url: str) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    """What SQLAlchemy's SQLite dialect passes to `sqlite3.connect` for this URL."""
+    url = make_url(database_url)
+    args, kwargs = url.get_dialect()().create_connect_args(url)
+    return args, kwargs
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The engine for the configured database.
 
@@ -109,14 +120,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """
     if settings.is_sqlite:
         _ensure_sqlite_folder(settings.database_url)
-        url = make_url(settings.database_url)
-        connect_args = url.get_dialect()().create_connect_args(url)
         engine = create_async_engine(
-            url,
+            settings.database_url,
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
             max_overflow=0,
-            async_creator=inline_connector(connect_args, SQLITE_BUSY_TIMEOUT),
+            async_creator=inline_connector(
+                sqlite_connect_args(settings.database_url), SQLITE_BUSY_TIMEOUT
+            ),
         )
         _configure_sqlite(engine)
         return engine
