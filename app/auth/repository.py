@@ -230,10 +230,13 @@ def _login_with_session_statement(*, new_hash: bool) -> Select[Any]:
     return select(*account.c).add_cte(new_session.cte("new_session"), event.cte("login_event"))
 
 
-_LOGIN_WITH_SESSION = {flag: _login_with_session_statement(new_hash=flag) for flag in (False, True)}
+_LOGIN_WITH_SESSION = {
+    flag: Prepared(_login_with_session_statement(new_hash=flag)) for flag in (False, True)
+}
 
 
 async def record_login_with_session(
+    queries: Queries,
     session: AsyncSession,
     checked: StoredPassword,
     now: datetime,
@@ -241,7 +244,9 @@ async def record_login_with_session(
     session_row: dict[str, object],
 ) -> Account | None:
     """`record_login`, the session's `add_session` and the `login.succeeded` event in one
-    statement (PostgreSQL only); the account, or None (then nothing was written)."""
+    statement (PostgreSQL only), run as a direct statement in `queries`; the account, or None
+    (then nothing was written). `session` is the unit of work's, told of the change for the
+    session cache."""
     parameters: dict[str, object] = {
         "user_id": checked.user_id,
         "checked_hash": checked.password_hash,
@@ -249,11 +254,9 @@ async def record_login_with_session(
         "new_hash": new_hash,
         **{f"session_{name}": value for name, value in session_row.items()},
     }
-    connection = await session.connection()
-    statement = _LOGIN_WITH_SESSION[new_hash is not None]
-    row = (await connection.execute(statement, parameters)).one_or_none()
+    rows = await queries.all(_LOGIN_WITH_SESSION[new_hash is not None], parameters)
     note_changed_user(session.sync_session, checked.user_id)
-    return None if row is None else Account(*row)
+    return Account(*rows[0]) if rows else None
 
 
 # -- throttling counters (`login_throttles`) --------------------------------

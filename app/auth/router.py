@@ -9,7 +9,7 @@ from app.auth.schemas import LoginName, LoginRequest, RefreshRequest, TokenOut
 from app.auth.service import log_in, log_out
 from app.auth.sessions import IssuedTokens, refresh_session
 from app.core.auth import CurrentPrincipal, client_ip
-from app.core.db import DbSession
+from app.core.db import DbSession, DbUnit
 from app.core.errors import problem_responses
 from app.core.state import AppState, get_state
 from app.users.fields import Password
@@ -45,11 +45,11 @@ def _token_response(tokens: IssuedTokens, user: UserAccount | Account) -> Respon
 
 
 async def _log_in(
-    state: AppState, session: DbSession, request: Request, login: str, password: str
+    state: AppState, unit: DbUnit, request: Request, login: str, password: str
 ) -> Response:
     tokens, user = await log_in(
         state,
-        session,
+        unit,
         login=login,
         password=password,
         client_ip=client_ip(request),
@@ -64,8 +64,8 @@ async def _log_in(
     summary="Log in with login ID and password",
     responses=problem_responses(401, 422, 429),
 )
-async def login(body: LoginRequest, request: Request, session: DbSession, state: State) -> Response:
-    return await _log_in(state, session, request, body.login, body.password)
+async def login(body: LoginRequest, request: Request, unit: DbUnit, state: State) -> Response:
+    return await _log_in(state, unit, request, body.login, body.password)
 
 
 @router.post(
@@ -75,9 +75,9 @@ async def login(body: LoginRequest, request: Request, session: DbSession, state:
     responses=problem_responses(401, 422, 429),
 )
 async def token(
-    form: Annotated[TokenForm, Form()], request: Request, session: DbSession, state: State
+    form: Annotated[TokenForm, Form()], request: Request, unit: DbUnit, state: State
 ) -> Response:
-    return await _log_in(state, session, request, form.username, form.password)
+    return await _log_in(state, unit, request, form.username, form.password)
 
 
 @router.post(

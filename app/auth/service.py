@@ -32,6 +32,7 @@ from app.auth.throttle import (
 )
 from app.core.auth import Principal
 from app.core.clock import utcnow
+from app.core.db import UnitOfWork
 from app.core.state import AppState
 from app.invitations.service import send_reset_link
 from app.users.models import Account, UserAccount
@@ -141,7 +142,7 @@ async def lock_after_failures(
 
 async def log_in(
     state: AppState,
-    session: AsyncSession,
+    unit: UnitOfWork,
     *,
     login: str,
     password: str,
@@ -153,6 +154,7 @@ async def log_in(
     Everything else, an unknown login included, costs one password hash and answers the same
     `401 invalid_credentials`.
     """
+    session = unit.session
     now = utcnow()
     login_key = UserAccount.key_for(login)
     # The reads before the hash are one statement, outside the request's unit of work
@@ -175,12 +177,16 @@ async def log_in(
         # Writes the login only if the account may still log in with the hash just checked.
         if state.database.dialect == "postgresql" and not throttle.login_counted:
             # One statement records the login, opens the session and audits it; without a
-            # counter to reset it is all a login writes.
+            # counter to reset it is all a login writes, so it is a direct statement (three
+            # round trips: BEGIN, it and COMMIT, without the ORM session's machinery). If it
+            # writes nothing, the refusal below writes in the session instead.
             opened = utcnow()
             row, refresh_token = new_session_row(
                 state, stored.user_id, client_ip=client_ip, user_agent=user_agent, now=opened
             )
-            account = await record_login_with_session(session, stored, now, new_hash, row)
+            account = await record_login_with_session(
+                unit.queries, session, stored, now, new_hash, row
+            )
             if account is not None:
                 return issued_tokens(state, account, row, refresh_token, opened), account
         else:

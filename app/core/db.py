@@ -321,11 +321,36 @@ async def _transaction(request: Request) -> AsyncIterator[Transaction]:
         yield connection
 
 
+class UnitOfWork:
+    """The request's unit of work for a path that takes either form, decided as it goes: the
+    ORM session, or direct statements (`queries`) where all its statements are `Prepared`.
+
+    Both begin at their first statement and are ended by the dependency as `_session` ends
+    the session. A request writes in one of them only. On SQLite it uses only the session:
+    the process has one connection, which `queries` would hold.
+    """
+
+    __slots__ = ("queries", "session")
+
+    def __init__(self, session: AsyncSession, queries: Transaction) -> None:
+        self.session = session
+        self.queries = queries
+
+
+async def _unit(request: Request) -> AsyncIterator[UnitOfWork]:
+    """`UnitOfWork`: the session ends first, then the direct statements' transaction."""
+    async with database_of(request).transaction() as queries, _session_of(request) as session:
+        yield UnitOfWork(session, queries)
+
+
+_session_of = asynccontextmanager(_session)
 get_session = _session
 get_transaction = _transaction
-# The two forms of the request's one unit of work: an endpoint declares one of them, never
-# both (on SQLite the process has one connection), and never commits itself.
+get_unit = _unit
+# The forms of the request's one unit of work: an endpoint declares one of them (DbUnit
+# holds the first two, for a path that chooses as it goes), and never commits itself.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 DbTransaction = Annotated[Transaction, Depends(get_transaction, scope="function")]
+DbUnit = Annotated[UnitOfWork, Depends(get_unit, scope="function")]
 # The database itself, for an endpoint that only reads (`Database.reading`).
 Db = Annotated[Database, Depends(get_database)]

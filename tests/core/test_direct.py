@@ -6,13 +6,16 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import asyncpg
 import httpx
 import pytest
+from fastapi import Request
 from sqlalchemy import (
     Column,
     Float,
@@ -392,6 +395,77 @@ async def test_an_app_error_without_keep_changes_rolls_back(
     with pytest.raises(_RefusedButRecorded):
         await _write_then(database, _event("tx.not_kept"), error=_RefusedButRecorded("refused"))
     assert await _count(committing_engine, "tx.not_kept") == 0
+
+
+class _RequestOf:
+    """What the unit-of-work dependencies read of a request: the app's database."""
+
+    def __init__(self, database: Database) -> None:
+        self.app = SimpleNamespace(
+            state=SimpleNamespace(eservice=SimpleNamespace(database=database))
+        )
+
+
+async def _unit_writes(
+    database: Database,
+    event: dict[str, Any],
+    *,
+    in_session: bool = False,
+    error: Exception | None = None,
+) -> None:
+    """A request's `DbUnit` that writes `event` in one of its forms, then fails with `error`."""
+    unit_of_request = asynccontextmanager(db.get_unit)(cast(Request, _RequestOf(database)))
+    async with unit_of_request as unit:
+        if in_session:
+            await record_event(unit.session, event["action"], customer_id=None)
+        else:
+            await unit.queries.run(INSERT_EVENT, event)
+        if error is not None:
+            raise error
+
+
+@pytest.mark.committing
+@pytest.mark.parametrize("in_session", [False, True], ids=["direct", "session"])
+async def test_a_unit_of_work_commits_what_either_form_wrote(
+    database: Database, committing_engine: AsyncEngine, in_session: bool
+) -> None:
+    await _unit_writes(database, _event("unit.committed"), in_session=in_session)
+    assert await _count(committing_engine, "unit.committed") == 1
+
+
+@pytest.mark.committing
+@pytest.mark.parametrize("in_session", [False, True], ids=["direct", "session"])
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [(LookupError("in the block"), 0), (_RefusedButRecorded("refused", keep_changes=True), 1)],
+    ids=["error", "keeps-changes"],
+)
+async def test_a_unit_of_work_ends_either_form_on_an_error_as_keeps_changes_says(
+    database: Database,
+    committing_engine: AsyncEngine,
+    in_session: bool,
+    error: Exception,
+    kept: int,
+) -> None:
+    with pytest.raises(type(error)):
+        await _unit_writes(database, _event("unit.failed"), in_session=in_session, error=error)
+    assert await _count(committing_engine, "unit.failed") == kept
+
+
+@postgres_only()
+@pytest.mark.committing
+async def test_a_unit_of_work_whose_direct_statement_wrote_nothing_writes_in_the_session(
+    database: Database, committing_engine: AsyncEngine
+) -> None:
+    # A login whose account changed during the hash: its statement matches no row, and the
+    # refusal is written in the session.
+    nothing = Prepared(EVENTS.update().where(EVENTS.c.id == bindparam("id")).values(action="never"))
+    unit_of_request = asynccontextmanager(db.get_unit)(cast(Request, _RequestOf(database)))
+    async with unit_of_request as unit:
+        await unit.queries.run(nothing, {"id": -1})
+        await record_event(unit.session, "unit.refused", customer_id=None)
+    assert await _count(committing_engine, "unit.refused") == 1
+    assert await _count(committing_engine, "never") == 0
 
 
 @pytest.mark.committing
