@@ -27,7 +27,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import EVENTS, events_from
+from app.audit.service import EVENTS, INSERT_EVENT, Actor, event_row, events_from
 from app.auth.cache import note_changed_user
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
@@ -242,21 +242,40 @@ async def record_login_with_session(
     now: datetime,
     new_hash: str | None,
     session_row: dict[str, object],
+    *,
+    dialect: str,
 ) -> Account | None:
-    """`record_login`, the session's `add_session` and the `login.succeeded` event in one
-    statement (PostgreSQL only), run as a direct statement in `queries`; the account, or None
-    (then nothing was written). `session` is the unit of work's, told of the change for the
-    session cache."""
+    """`record_login`, the session's `add_session` and the `login.succeeded` event, as direct
+    statements in `queries` (on PostgreSQL one statement, on SQLite three run in-process);
+    the account, or None (then nothing was written). `session` is the unit of work's, told
+    of the change for the cache of signed-in sessions."""
     parameters: dict[str, object] = {
         "user_id": checked.user_id,
         "checked_hash": checked.password_hash,
         "now": now,
         "new_hash": new_hash,
-        **{f"session_{name}": value for name, value in session_row.items()},
     }
-    rows = await queries.all(_LOGIN_WITH_SESSION[new_hash is not None], parameters)
+    if dialect == "postgresql":
+        parameters.update({f"session_{name}": value for name, value in session_row.items()})
+        rows = await queries.all(_LOGIN_WITH_SESSION[new_hash is not None], parameters)
+    else:
+        rows = await queries.all(_RECORD_LOGIN[new_hash is not None], parameters)
     note_changed_user(session.sync_session, checked.user_id)
-    return Account(*rows[0]) if rows else None
+    if not rows:
+        return None
+    account = Account(*rows[0])
+    if dialect != "postgresql":
+        await queries.run(_INSERT_SESSION, session_row)
+        event = event_row(
+            "login.succeeded",
+            customer_id=account.customer_id,
+            actor=Actor(account.id, account.login),
+            target_type="user",
+            target_id=account.id,
+            client_ip=cast(str | None, session_row["client_ip"]),
+        )
+        await queries.run(INSERT_EVENT, event)
+    return account
 
 
 # -- throttling counters (`login_throttles`) --------------------------------

@@ -175,25 +175,32 @@ async def log_in(
     matches, new_hash = await state.hasher.verify(password, stored_hash)
     if stored is not None and matches:
         # Writes the login only if the account may still log in with the hash just checked.
-        if state.database.dialect == "postgresql" and not throttle.login_counted:
-            # One statement records the login, opens the session and audits it; without a
-            # counter to reset it is all a login writes, so it is a direct statement (three
-            # round trips: BEGIN, it and COMMIT, without the ORM session's machinery). If it
-            # writes nothing, the refusal below writes in the session instead.
+        if not throttle.login_counted:
+            # Without a counter to reset, a login writes the account's login, its session and
+            # its audit event: direct statements of the unit of work, without the ORM
+            # session's machinery (on PostgreSQL one statement: BEGIN, it and COMMIT).
             opened = utcnow()
             row, refresh_token = new_session_row(
                 state, stored.user_id, client_ip=client_ip, user_agent=user_agent, now=opened
             )
             account = await record_login_with_session(
-                unit.queries, session, stored, now, new_hash, row
+                unit.queries,
+                session,
+                stored,
+                now,
+                new_hash,
+                row,
+                dialect=state.database.dialect,
             )
             if account is not None:
                 return issued_tokens(state, account, row, refresh_token, opened), account
+            # Nothing was written. The refusal below writes in the session, which on SQLite
+            # needs the process's one connection back.
+            await unit.queries.end(commit=False)
         else:
             account = await record_login(session, stored, now, new_hash)
             if account is not None:
-                if throttle.login_counted:
-                    await clear_login_failures(session, login_key)
+                await clear_login_failures(session, login_key)
                 tokens = await start_session(
                     state, session, account, client_ip=client_ip, user_agent=user_agent
                 )

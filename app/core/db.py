@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -263,14 +263,13 @@ class Database:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A transaction on `direct()`'s connection, taken at its first statement; committed
         when the block ends, or as `keeps_changes` says on an error, rolled back otherwise."""
-        async with AsyncExitStack() as stack:
-            transaction = Transaction(lambda: stack.enter_async_context(self.direct()))
-            try:
-                yield transaction
-            except BaseException as error:
-                await transaction.end(commit=keeps_changes(error))
-                raise
-            await transaction.end(commit=True)
+        transaction = Transaction(self.direct)
+        try:
+            yield transaction
+        except BaseException as error:
+            await transaction.end(commit=keeps_changes(error))
+            raise
+        await transaction.end(commit=True)
 
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):

@@ -20,7 +20,8 @@ Everything else goes through the ORM session; this is for statements that are bu
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -133,18 +134,29 @@ class DirectConnection(Queries, Protocol):
 
 class Transaction:
     """A transaction that takes its connection and begins on its first statement, as the ORM
-    session does: a request that is refused before it reads holds no connection."""
+    session does: a request that is refused before it reads holds no connection. Ending it
+    gives the connection back; a statement after that begins a new transaction."""
 
-    __slots__ = ("_connect", "_connection")
+    __slots__ = ("_connect", "_connection", "_held")
 
-    def __init__(self, connect: Callable[[], Awaitable[DirectConnection]]) -> None:
+    def __init__(
+        self, connect: Callable[[], AbstractAsyncContextManager[DirectConnection]]
+    ) -> None:
         self._connect = connect
         self._connection: DirectConnection | None = None
+        self._held: AbstractAsyncContextManager[DirectConnection] | None = None
 
     async def _begun(self) -> DirectConnection:
         if self._connection is None:
-            connection = await self._connect()
-            await connection.begin()
+            held = self._connect()
+            connection = await held.__aenter__()
+            self._held = held
+            try:
+                await connection.begin()
+            except BaseException as error:
+                self._held = None
+                await held.__aexit__(type(error), error, error.__traceback__)
+                raise
             self._connection = connection
         return self._connection
 
@@ -155,9 +167,18 @@ class Transaction:
         await (await self._begun()).run(statement, values)
 
     async def end(self, *, commit: bool) -> None:
-        """Commit or roll back what the statements did, if there were any."""
-        if self._connection is not None:
-            await (self._connection.commit() if commit else self._connection.rollback())
+        """Commit or roll back what the statements did, if there were any, and give the
+        connection back."""
+        connection, held = self._connection, self._held
+        if connection is None or held is None:
+            return
+        self._connection = self._held = None
+        try:
+            await (connection.commit() if commit else connection.rollback())
+        except BaseException as error:
+            await held.__aexit__(type(error), error, error.__traceback__)
+            raise
+        await held.__aexit__(None, None, None)
 
 
 def _translated(error: Exception, sql: str, lost: bool) -> DBAPIError:

@@ -397,6 +397,26 @@ async def test_an_app_error_without_keep_changes_rolls_back(
     assert await _count(committing_engine, "tx.not_kept") == 0
 
 
+@pytest.mark.committing
+async def test_a_transaction_ended_early_gives_its_connection_back_and_can_begin_again(
+    database: Database, committing_engine: AsyncEngine
+) -> None:
+    async def write_in_a_session() -> None:
+        async with database.sessionmaker() as session:
+            await record_event(session, "tx.between", customer_id=None)
+            await session.commit()
+
+    async with database.transaction() as connection:
+        await connection.run(INSERT_EVENT, _event("tx.ended_early"))
+        await connection.end(commit=False)
+        # On SQLite the pool's one connection: the session would wait for it otherwise.
+        await asyncio.wait_for(write_in_a_session(), timeout=5)
+        await connection.run(INSERT_EVENT, _event("tx.begun_again"))
+    assert await _count(committing_engine, "tx.ended_early") == 0
+    assert await _count(committing_engine, "tx.between") == 1
+    assert await _count(committing_engine, "tx.begun_again") == 1
+
+
 class _RequestOf:
     """What the unit-of-work dependencies read of a request: the app's database."""
 
