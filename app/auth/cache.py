@@ -30,6 +30,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql.elements import TextClause
 
 from app.auth.models import AuthSession
+from app.core.direct import Transaction
 from app.users.models import Account, UserAccount
 
 WATCHED_TABLES = frozenset({UserAccount.__tablename__, AuthSession.__tablename__})
@@ -174,6 +175,13 @@ def note_changed_user(session: Session, user_id: int | None) -> None:
     changed: set[int | str] = {_ALL} if user_id is None else {int(user_id)}
     _changes_of(session).update(changed)
     forget_changed(changed)
+
+
+def note_changed_user_in(transaction: Transaction, user_id: int) -> None:
+    """`note_changed_user` for a statement of a transaction of direct statements."""
+    changed: set[int | str] = {int(user_id)}
+    forget_changed(changed)
+    transaction.after_commit(lambda: forget_changed(changed))
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -28,11 +28,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import EVENTS, INSERT_EVENT, Actor, event_row, events_from
-from app.auth.cache import note_changed_user
+from app.auth.cache import note_changed_user, note_changed_user_in
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
 from app.core.db import UTCDateTime, direct_in
-from app.core.direct import Prepared, Queries
+from app.core.direct import Prepared, Queries, Transaction
 from app.core.errors import Unauthenticated
 from app.users.models import ACCOUNT_FIELDS, Account, UserAccount
 from app.users.status import UserStatus
@@ -236,8 +236,7 @@ _LOGIN_WITH_SESSION = {
 
 
 async def record_login_with_session(
-    queries: Queries,
-    session: AsyncSession,
+    queries: Transaction,
     checked: StoredPassword,
     now: datetime,
     new_hash: str | None,
@@ -247,8 +246,7 @@ async def record_login_with_session(
 ) -> Account | None:
     """`record_login`, the session's `add_session` and the `login.succeeded` event, as direct
     statements in `queries` (on PostgreSQL one statement, on SQLite three run in-process);
-    the account, or None (then nothing was written). `session` is the unit of work's, told
-    of the change for the cache of signed-in sessions."""
+    the account, or None (then nothing was written)."""
     parameters: dict[str, object] = {
         "user_id": checked.user_id,
         "checked_hash": checked.password_hash,
@@ -260,7 +258,7 @@ async def record_login_with_session(
         rows = await queries.all(_LOGIN_WITH_SESSION[new_hash is not None], parameters)
     else:
         rows = await queries.all(_RECORD_LOGIN[new_hash is not None], parameters)
-    note_changed_user(session.sync_session, checked.user_id)
+    note_changed_user_in(queries, checked.user_id)
     if not rows:
         return None
     account = Account(*rows[0])

@@ -154,7 +154,6 @@ async def log_in(
     Everything else, an unknown login included, costs one password hash and answers the same
     `401 invalid_credentials`.
     """
-    session = unit.session
     now = utcnow()
     login_key = UserAccount.key_for(login)
     # The reads before the hash are one statement, outside the request's unit of work
@@ -185,7 +184,6 @@ async def log_in(
             )
             account = await record_login_with_session(
                 unit.queries,
-                session,
                 stored,
                 now,
                 new_hash,
@@ -198,6 +196,7 @@ async def log_in(
             # needs the process's one connection back.
             await unit.queries.end(commit=False)
         else:
+            session = unit.session
             account = await record_login(session, stored, now, new_hash)
             if account is not None:
                 await clear_login_failures(session, login_key)
@@ -207,6 +206,7 @@ async def log_in(
                 await record_own_event(session, "login.succeeded", account, client_ip=client_ip)
                 return tokens, account
     # Read again in the request's unit of work: the account may have changed meanwhile.
+    session = unit.session
     user = await get_account(session, stored.user_id) if stored is not None else None
     if user is None:
         reason = "unknown_login"

@@ -304,13 +304,13 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
         except BaseException as error:
-            if keeps_changes(error):
-                await session.commit()
-            else:
-                await session.rollback()
+            await _end(session, commit=keeps_changes(error))
             raise
-        else:
-            await session.commit()
+        await _end(session, commit=True)
+
+
+async def _end(session: AsyncSession, *, commit: bool) -> None:
+    await (session.commit() if commit else session.rollback())
 
 
 async def _transaction(request: Request) -> AsyncIterator[Transaction]:
@@ -324,25 +324,49 @@ class UnitOfWork:
     """The request's unit of work for a path that takes either form, decided as it goes: the
     ORM session, or direct statements (`queries`) where all its statements are `Prepared`.
 
-    Both begin at their first statement and are ended by the dependency as `_session` ends
-    the session. A request writes in one of them only. On SQLite it uses only the session:
-    the process has one connection, which `queries` would hold.
+    Both begin at their first use (the session is made only then) and are ended by the
+    dependency as `_session` ends the session. A request writes in one of them only. A path
+    that changes form ends the direct statements first (`queries.end`), which gives their
+    connection back: on SQLite the session would wait for it otherwise.
     """
 
-    __slots__ = ("queries", "session")
+    __slots__ = ("_session", "_sessionmaker", "queries")
 
-    def __init__(self, session: AsyncSession, queries: Transaction) -> None:
-        self.session = session
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], queries: Transaction
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._session: AsyncSession | None = None
         self.queries = queries
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessionmaker()
+        return self._session
+
+    async def _end_session(self, *, commit: bool) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                await _end(session, commit=commit)
+            finally:
+                await session.close()
 
 
 async def _unit(request: Request) -> AsyncIterator[UnitOfWork]:
     """`UnitOfWork`: the session ends first, then the direct statements' transaction."""
-    async with database_of(request).transaction() as queries, _session_of(request) as session:
-        yield UnitOfWork(session, queries)
+    database = database_of(request)
+    async with database.transaction() as queries:
+        unit = UnitOfWork(database.sessionmaker, queries)
+        try:
+            yield unit
+        except BaseException as error:
+            await unit._end_session(commit=keeps_changes(error))
+            raise
+        await unit._end_session(commit=True)
 
 
-_session_of = asynccontextmanager(_session)
 get_session = _session
 get_transaction = _transaction
 get_unit = _unit

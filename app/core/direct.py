@@ -137,7 +137,7 @@ class Transaction:
     session does: a request that is refused before it reads holds no connection. Ending it
     gives the connection back; a statement after that begins a new transaction."""
 
-    __slots__ = ("_connect", "_connection", "_held")
+    __slots__ = ("_after_commit", "_connect", "_connection", "_held")
 
     def __init__(
         self, connect: Callable[[], AbstractAsyncContextManager[DirectConnection]]
@@ -145,6 +145,11 @@ class Transaction:
         self._connect = connect
         self._connection: DirectConnection | None = None
         self._held: AbstractAsyncContextManager[DirectConnection] | None = None
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the statements run so far are committed (not if rolled back)."""
+        self._after_commit.append(callback)
 
     async def _begun(self) -> DirectConnection:
         if self._connection is None:
@@ -170,6 +175,7 @@ class Transaction:
         """Commit or roll back what the statements did, if there were any, and give the
         connection back."""
         connection, held = self._connection, self._held
+        callbacks, self._after_commit = self._after_commit, []
         if connection is None or held is None:
             return
         self._connection = self._held = None
@@ -179,6 +185,9 @@ class Transaction:
             await held.__aexit__(type(error), error, error.__traceback__)
             raise
         await held.__aexit__(None, None, None)
+        if commit:
+            for callback in callbacks:
+                callback()
 
 
 def _translated(error: Exception, sql: str, lost: bool) -> DBAPIError:

@@ -19,6 +19,7 @@ from app.core.state import AppState
 from app.main import create_app
 from app.users.models import Account, UserAccount
 from app.users.status import UserStatus
+from tests.auth.helpers import log_in
 from tests.conftest import postgres_only, sqlite_only
 from tests.factories import auth_headers, create_customer, create_user
 
@@ -103,6 +104,20 @@ async def test_every_kind_of_change_ends_the_cached_session_at_once(
     response = await client.get("/api/v1/me", headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == "unauthenticated"
+
+
+async def test_a_login_reaches_the_users_other_cached_sessions_at_once(
+    client: httpx.AsyncClient, session: AsyncSession, state: AppState, cache: PrincipalCache
+) -> None:
+    # A login writes direct statements, not through the ORM session; the cache hears of it
+    # all the same.
+    user = await create_user(session, state, await create_customer(session))
+    headers = await auth_headers(session, state, user)
+    before = (await client.get("/api/v1/me", headers=headers)).json()["last_login_at"]
+    assert (await log_in(client, user.login)).status_code == 200
+    after = (await client.get("/api/v1/me", headers=headers)).json()["last_login_at"]
+    assert after is not None
+    assert after != before
 
 
 async def test_logout_ends_the_cached_session_at_once(

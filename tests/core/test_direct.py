@@ -417,6 +417,19 @@ async def test_a_transaction_ended_early_gives_its_connection_back_and_can_begin
     assert await _count(committing_engine, "tx.begun_again") == 1
 
 
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "rolled-back"])
+async def test_what_waits_for_a_transactions_commit_runs_only_once_it_is_committed(
+    database: Database, commit: bool
+) -> None:
+    ran: list[str] = []
+    async with database.transaction() as connection:
+        await connection.run(INSERT_EVENT, _event("tx.callback"))
+        connection.after_commit(lambda: ran.append("after"))
+        assert ran == []
+        await connection.end(commit=commit)
+    assert ran == (["after"] if commit else [])
+
+
 class _RequestOf:
     """What the unit-of-work dependencies read of a request: the app's database."""
 
