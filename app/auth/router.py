@@ -11,7 +11,7 @@ from app.auth.sessions import IssuedTokens, refresh_session
 from app.core.auth import CurrentPrincipal, client_ip
 from app.core.db import DbSession, DbUnit
 from app.core.errors import problem_responses
-from app.core.state import AppState, get_state
+from app.core.state import AppState, get_state, state_of
 from app.users.fields import Password
 from app.users.models import Account, UserAccount
 from app.users.schemas import UserOut
@@ -44,11 +44,11 @@ def _token_response(tokens: IssuedTokens, user: UserAccount | Account) -> Respon
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-async def _log_in(
-    state: AppState, unit: DbUnit, request: Request, login: str, password: str
-) -> Response:
+async def _log_in(unit: DbUnit, request: Request, login: str, password: str) -> Response:
+    # The app's state is read off the request (`state_of`), as on every hot path: one
+    # dependency less for FastAPI to solve per login.
     tokens, user = await log_in(
-        state,
+        state_of(request),
         unit,
         login=login,
         password=password,
@@ -64,8 +64,8 @@ async def _log_in(
     summary="Log in with login ID and password",
     responses=problem_responses(401, 422, 429),
 )
-async def login(body: LoginRequest, request: Request, unit: DbUnit, state: State) -> Response:
-    return await _log_in(state, unit, request, body.login, body.password)
+async def login(body: LoginRequest, request: Request, unit: DbUnit) -> Response:
+    return await _log_in(unit, request, body.login, body.password)
 
 
 @router.post(
@@ -74,10 +74,8 @@ async def login(body: LoginRequest, request: Request, unit: DbUnit, state: State
     summary="Log in with the OAuth2 password grant (form), for Swagger UI and generated clients",
     responses=problem_responses(401, 422, 429),
 )
-async def token(
-    form: Annotated[TokenForm, Form()], request: Request, unit: DbUnit, state: State
-) -> Response:
-    return await _log_in(state, unit, request, form.username, form.password)
+async def token(form: Annotated[TokenForm, Form()], request: Request, unit: DbUnit) -> Response:
+    return await _log_in(unit, request, form.username, form.password)
 
 
 @router.post(
