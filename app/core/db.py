@@ -70,6 +70,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+SQLITE_CACHE_KIB = 64 * 1024  # the page cache of a SQLite connection (SQLite's default: 2 MiB)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """WAL, foreign keys, a busy timeout; and transactions that really begin (for SAVEPOINTs).
 
@@ -87,6 +90,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # SQLite's default page cache is 2 MiB; a page that falls out of it is read again
+        # through a system call. The process's one connection keeps up to this much.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         # Checkpoints run in a thread of the serving process (app/core/checkpoints.py); a
         # commit checkpoints on the event loop's thread only if the WAL grows this long.
         cursor.execute(f"PRAGMA wal_autocheckpoint={INLINE_LIMIT}")
