@@ -194,7 +194,7 @@ async def log_in(
                 return issued_tokens(state, account, row, refresh_token, opened), account
             # Nothing was written. The refusal below writes in the session, which on SQLite
             # needs the process's one connection back.
-            await unit.queries.end(commit=False)
+            await unit.discard_queries()
         else:
             session = unit.session
             account = await record_login(session, stored, now, new_hash)

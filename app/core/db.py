@@ -1,7 +1,7 @@
 """Database access: the declarative base, the engine, and the request's one commit point."""
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,12 +270,8 @@ class Database:
         """A transaction on `direct()`'s connection, taken at its first statement; committed
         when the block ends, or as `keeps_changes` says on an error, rolled back otherwise."""
         transaction = Transaction(self.direct)
-        try:
+        async with _ended_by(transaction.end):
             yield transaction
-        except BaseException as error:
-            await transaction.end(commit=keeps_changes(error))
-            raise
-        await transaction.end(commit=True)
 
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):
@@ -292,6 +288,18 @@ async def get_database(request: Request) -> Database:
     return database_of(request)
 
 
+@asynccontextmanager
+async def _ended_by(end: Callable[..., Awaitable[None]]) -> AsyncIterator[None]:
+    """Ends a unit of work when the block does: `end(commit=True)`, or on an error as
+    `keeps_changes` says. The one rule for every form of the request's unit of work."""
+    try:
+        yield
+    except BaseException as error:
+        await end(commit=keeps_changes(error))
+        raise
+    await end(commit=True)
+
+
 def keeps_changes(error: BaseException) -> bool:
     """Whether a unit of work that ended with `error` commits all the same.
 
@@ -306,17 +314,15 @@ def keeps_changes(error: BaseException) -> bool:
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: commits before the response, rolls back on any error
     (but those that `keeps_changes`)."""
-    async with database_of(request).sessionmaker() as session:
-        try:
-            yield session
-        except BaseException as error:
-            await _end(session, commit=keeps_changes(error))
-            raise
-        await _end(session, commit=True)
+    async with database_of(request).sessionmaker() as session, _ended_by(_ender(session)):
+        yield session
 
 
-async def _end(session: AsyncSession, *, commit: bool) -> None:
-    await (session.commit() if commit else session.rollback())
+def _ender(session: AsyncSession) -> Callable[..., Awaitable[None]]:
+    async def end(*, commit: bool) -> None:
+        await (session.commit() if commit else session.rollback())
+
+    return end
 
 
 async def _transaction(request: Request) -> AsyncIterator[Transaction]:
@@ -332,7 +338,7 @@ class UnitOfWork:
 
     Both begin at their first use (the session is made only then) and are ended by the
     dependency as `_session` ends the session. A request writes in one of them only. A path
-    that changes form ends the direct statements first (`queries.end`), which gives their
+    that changes form ends the direct statements first (`discard_queries`), which gives their
     connection back: on SQLite the session would wait for it otherwise.
     """
 
@@ -351,11 +357,16 @@ class UnitOfWork:
             self._session = self._sessionmaker()
         return self._session
 
+    async def discard_queries(self) -> None:
+        """Roll back the direct statements, which changed nothing, and give their connection
+        back, for a path that goes on in the session."""
+        await self.queries.end(commit=False)
+
     async def _end_session(self, *, commit: bool) -> None:
         session, self._session = self._session, None
         if session is not None:
             try:
-                await _end(session, commit=commit)
+                await _ender(session)(commit=commit)
             finally:
                 await session.close()
 
@@ -365,12 +376,8 @@ async def _unit(request: Request) -> AsyncIterator[UnitOfWork]:
     database = database_of(request)
     async with database.transaction() as queries:
         unit = UnitOfWork(database.sessionmaker, queries)
-        try:
+        async with _ended_by(unit._end_session):
             yield unit
-        except BaseException as error:
-            await unit._end_session(commit=keeps_changes(error))
-            raise
-        await unit._end_session(commit=True)
 
 
 get_session = _session
@@ -381,5 +388,5 @@ get_unit = _unit
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 DbTransaction = Annotated[Transaction, Depends(get_transaction, scope="function")]
 DbUnit = Annotated[UnitOfWork, Depends(get_unit, scope="function")]
-# The database itself, for an endpoint that only reads (`Database.reading`).
+# The database itself, for an endpoint that only reads (`Database.direct`).
 Db = Annotated[Database, Depends(get_database)]
