@@ -27,7 +27,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import EVENTS, INSERT_EVENT, Actor, event_row, events_from
+from app.audit.service import EVENTS, INSERT_EVENT, Actor, EventFields, event_row, events_from
 from app.auth.cache import note_changed_user, note_changed_user_in
 from app.auth.models import AuthSession, LoginThrottle
 from app.core.auth import Principal
@@ -82,6 +82,32 @@ async def own_account(session: AsyncSession, principal: Principal) -> UserAccoun
     return user
 
 
+def _login_parameters(
+    checked: StoredPassword, now: datetime, new_hash: str | None
+) -> dict[str, object]:
+    """The parameters of `_RECORD_LOGIN` (and of the login statement that contains it)."""
+    return {
+        "user_id": checked.user_id,
+        "checked_hash": checked.password_hash,
+        "now": now,
+        "new_hash": new_hash,
+    }
+
+
+def own_event_fields(
+    user: UserAccount | Account, *, client_ip: str | None, details: dict[str, Any] | None = None
+) -> EventFields:
+    """What an audit event of something a user did to his own account says beside its action."""
+    return {
+        "customer_id": user.customer_id,
+        "actor": Actor(user.id, user.login),
+        "target_type": "user",
+        "target_id": user.id,
+        "client_ip": client_ip,
+        "details": details,
+    }
+
+
 async def record_login(
     session: AsyncSession, checked: StoredPassword, now: datetime, new_hash: str | None
 ) -> Account | None:
@@ -93,12 +119,7 @@ async def record_login(
     the account: it touches neither `version` nor `updated_at`, so it neither invalidates an
     administrator's ETag nor collides with a concurrent login of the same user.
     """
-    parameters = {
-        "user_id": checked.user_id,
-        "checked_hash": checked.password_hash,
-        "now": now,
-        "new_hash": new_hash,
-    }
+    parameters = _login_parameters(checked, now, new_hash)
     # A direct statement in the session's transaction, past the ORM's execution, which it does
     # not need; the cache of signed-in sessions is told of the change here.
     statements = await direct_in(session)
@@ -247,12 +268,7 @@ async def record_login_with_session(
     """`record_login`, the session's `add_session` and the `login.succeeded` event, as direct
     statements in `queries` (on PostgreSQL one statement, on SQLite three run in-process);
     the account, or None (then nothing was written)."""
-    parameters: dict[str, object] = {
-        "user_id": checked.user_id,
-        "checked_hash": checked.password_hash,
-        "now": now,
-        "new_hash": new_hash,
-    }
+    parameters = _login_parameters(checked, now, new_hash)
     if dialect == "postgresql":
         parameters.update({f"session_{name}": value for name, value in session_row.items()})
         rows = await queries.all(_LOGIN_WITH_SESSION[new_hash is not None], parameters)
@@ -264,14 +280,8 @@ async def record_login_with_session(
     account = Account(*rows[0])
     if dialect != "postgresql":
         await queries.run(_INSERT_SESSION, session_row)
-        event = event_row(
-            "login.succeeded",
-            customer_id=account.customer_id,
-            actor=Actor(account.id, account.login),
-            target_type="user",
-            target_id=account.id,
-            client_ip=cast(str | None, session_row["client_ip"]),
-        )
+        client_ip = cast(str | None, session_row["client_ip"])
+        event = event_row("login.succeeded", **own_event_fields(account, client_ip=client_ip))
         await queries.run(INSERT_EVENT, event)
     return account
 

@@ -9,6 +9,7 @@ from app.audit.service import SYSTEM, Actor, record_event
 from app.auth.errors import InvalidCredentials
 from app.auth.repository import (
     get_account,
+    own_event_fields,
     read_before_login,
     record_login,
     record_login_with_session,
@@ -52,14 +53,7 @@ async def record_own_event(
 ) -> None:
     """An audit event of something a user did to his own account (login, password change)."""
     await record_event(
-        session,
-        action,
-        customer_id=user.customer_id,
-        actor=Actor(user.id, user.login),
-        target_type="user",
-        target_id=user.id,
-        client_ip=client_ip,
-        details=details,
+        session, action, **own_event_fields(user, client_ip=client_ip, details=details)
     )
 
 
