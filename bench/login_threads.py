@@ -33,7 +33,7 @@ from logins import LOGIN_CONNECTIONS, logins_of
 from measure import LOGIN_PATH
 from run import verify_timer
 from seed import fresh_database, migrate, seed, service_env, service_settings
-from server import _RUNNING, SERVER_CORES, serve, subject_app, wait_until_idle
+from server import SERVER_CORES, serve, server_pid, subject_app, wait_until_idle
 
 BENCH_DIR = Path(__file__).resolve().parent
 LOGIN_USERS = 64
@@ -75,7 +75,8 @@ def flood(base_url: str, seconds: float, rounds: int, verify: Callable[[], float
     request = logins_of(base_url + LOGIN_PATH, LOGIN_USERS)
     # Long enough for every user to log in once: the stand-ins verify each pair once for real.
     run_wrk(request, seconds=4, connections=LOGIN_CONNECTIONS)
-    pid = _RUNNING[base_url]
+    pid = server_pid(base_url + "/")
+    assert pid is not None, "the server is not running"
     lines = []
     for _ in range(rounds):
         wait_until_idle(base_url + "/")

@@ -111,9 +111,14 @@ def ceiling_app() -> list[str]:
     return ["--app-dir", str(ROOT / "bench"), "ceiling:app"]
 
 
+def server_pid(url: str) -> int | None:
+    """The process id of the running server that serves `url` (a URL under its base)."""
+    return next((pid for base, pid in _RUNNING.items() if url.startswith(base + "/")), None)
+
+
 def server_cpu_seconds(url: str) -> float | None:
     """CPU time (user + system, all threads) used so far by the server that serves `url`."""
-    pid = next((pid for base, pid in _RUNNING.items() if url.startswith(base + "/")), None)
+    pid = server_pid(url)
     if pid is None:
         return None
     try:
