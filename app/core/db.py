@@ -146,7 +146,22 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=0,
     )
     _ping_idle_connections(engine)
+    _answer_unreachable_servers(engine)
     return engine
+
+
+def _answer_unreachable_servers(engine: AsyncEngine) -> None:
+    """A server that cannot be reached (refused, an unknown host, a timeout) as the DB-API's
+    OperationalError, which SQLAlchemy wraps and the API answers with `503`: asyncpg raises
+    these as plain OSErrors, which would otherwise pass through as they are."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as error:
+            message = f"cannot reach the database server: {error}"
+            raise dialect.loaded_dbapi.OperationalError(message, error) from error
 
 
 def _ping_idle_connections(engine: AsyncEngine) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core import db
@@ -126,3 +127,34 @@ async def test_requests_beyond_the_pool_wait_for_its_connections_instead_of_open
         await engine.dispose()
     assert len(first) <= 2
     assert again <= first
+
+
+async def test_a_postgresql_server_that_cannot_be_reached_answers_503(
+    settings: Settings,
+) -> None:
+    """asyncpg raises a refused connection as a plain OSError: it is answered as a database
+    that cannot be reached, by direct statements and ORM sessions alike. (No server needed:
+    nothing listens on the port.)"""
+    unreachable = "postgresql+asyncpg://postgres@127.0.0.1:1/eservice"
+    app = create_app(
+        settings.model_copy(update={"database_url": unreachable}), run_background=False
+    )
+    database = app.state.eservice.database
+    try:
+        with pytest.raises(OperationalError):
+            async with database.bind.connect():
+                pass
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            login = await client.post(
+                "/api/v1/auth/login", json={"login": "someone", "password": "x" * 20}
+            )
+            refresh = await client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": "0" * 32 + "." + "x" * 43}
+            )
+    finally:
+        await database.dispose()
+    for response in (login, refresh):
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.json()["code"] == "database_unavailable"
