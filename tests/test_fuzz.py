@@ -24,9 +24,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from app.audit.service import INSERT_EVENT
 from app.auth.sessions import authenticate
+from app.contracts.cache import PbxTargets
 from app.core.config import Settings
 from app.core.db import Database, create_engine
+from app.core.group_commit import GroupCommit
 from app.core.models import metadata
 from app.core.permissions import Role
 from app.core.state import build_state
@@ -139,8 +142,14 @@ def identities(fuzz_settings: Settings, seeded: dict[str, int]) -> dict[str, dic
 def fuzz_app(fuzz_settings: Settings, seeded: dict[str, int]) -> FastAPI:
     """The module's app, now on the test database. Its engine connects lazily, on the
     schemathesis event-loop thread where the app runs, and is never used from another loop."""
+    database = Database(create_engine(fuzz_settings))
     state = build_state(
-        fuzz_settings, Database(create_engine(fuzz_settings)), authenticator=authenticate
+        fuzz_settings,
+        database,
+        authenticator=authenticate,
+        # The hand-off reads its contract on every request (the cache is off).
+        pbx_targets=PbxTargets(active=False, max_age=0),
+        lone_events=GroupCommit(database, INSERT_EVENT),
     )
     state.keys.ensure_key(may_generate=True)
     app.state.eservice = state

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     auth_cache_max_age: timedelta = Field(
         default=timedelta(seconds=5), ge=timedelta(0), le=timedelta(minutes=5)
     )
+    # The per-process cache of the contracts that hand-offs open (app/contracts/cache.py).
+    contract_cache: bool = True
+    contract_cache_max_age: timedelta = Field(
+        default=timedelta(seconds=5), ge=timedelta(0), le=timedelta(minutes=5)
+    )
     keys_dir: Path = Path("var/keys")
     documents_dir: Path = Path("var/documents")
 

@@ -20,7 +20,7 @@ Everything else goes through the ORM session; this is for statements that are bu
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -117,6 +117,9 @@ class Queries(Protocol):
     async def run(self, statement: Prepared, values: Mapping[str, Any]) -> None:
         """Execute a statement whose rows, if any, are not needed."""
 
+    async def many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute a statement that returns nothing once for each of `rows`."""
+
 
 class DirectConnection(Queries, Protocol):
     """A pooled connection's driver, for `Prepared` statements."""
@@ -128,6 +131,10 @@ class DirectConnection(Queries, Protocol):
     async def begin(self) -> None: ...
 
     async def commit(self) -> None: ...
+
+    async def insert_atomically(
+        self, statement: Prepared, rows: Sequence[Mapping[str, Any]]
+    ) -> None: ...
 
     async def rollback(self) -> None: ...
 
@@ -170,6 +177,9 @@ class Transaction:
 
     async def run(self, statement: Prepared, values: Mapping[str, Any]) -> None:
         await (await self._begun()).run(statement, values)
+
+    async def many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        await (await self._begun()).many(statement, rows)
 
     async def end(self, *, commit: bool) -> None:
         """Commit or roll back what the statements did, if there were any, and give the
@@ -221,6 +231,10 @@ class _DriverConnection(ABC):
     async def _execute(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         """The rows of one statement, the driver's errors raised as SQLAlchemy's."""
 
+    @abstractmethod
+    async def _execute_many(self, sql: str, arguments: list[list[Any]]) -> None:
+        """One statement run for each list of arguments, the driver's errors as SQLAlchemy's."""
+
     async def all(self, statement: Prepared, values: Mapping[str, Any]) -> list[Row]:
         compiled = statement.compiled(self._dialect)
         rows = await self._execute(compiled.sql, compiled.arguments(values))
@@ -229,6 +243,22 @@ class _DriverConnection(ABC):
     async def run(self, statement: Prepared, values: Mapping[str, Any]) -> None:
         compiled = statement.compiled(self._dialect)
         await self._execute(compiled.sql, compiled.arguments(values))
+
+    async def many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        compiled = statement.compiled(self._dialect)
+        await self._execute_many(compiled.sql, [compiled.arguments(row) for row in rows])
+
+    async def insert_atomically(
+        self, statement: Prepared, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """`many` in a transaction of its own: every row is written, or none is."""
+        await self.begin()
+        try:
+            await self.many(statement, rows)
+        except BaseException:
+            await self.rollback()
+            raise
+        await self.commit()
 
     async def begin(self) -> None:
         await self._execute("SAVEPOINT direct" if self.nested else self.BEGIN, ())
@@ -257,20 +287,31 @@ class SQLiteConnection(_DriverConnection):
         self._connection = connection
 
     async def _execute(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        rows: list[Any] = await self._call(self._fetch, sql, arguments)
+        return rows
+
+    async def _execute_many(self, sql: str, arguments: list[list[Any]]) -> None:
+        await self._call(self._fetch_many, sql, arguments)
+
+    async def _call(self, function: Callable[..., Any], sql: str, arguments: Any) -> Any:
         connection = self._connection
         self.broken = True
         try:
-            rows: list[Any] = await connection.call(self._fetch, connection, sql, arguments)
+            result = await connection.call(function, connection, sql, arguments)
         except sqlite3.Error as error:
             # A closed connection raises ProgrammingError; anything else leaves it usable.
             self.broken = isinstance(error, sqlite3.ProgrammingError)
             raise _translated(error, sql, lost=self.broken) from error
         self.broken = False
-        return rows
+        return result
 
     @staticmethod
     def _fetch(connection: InlineConnection, sql: str, arguments: Sequence[Any]) -> list[Any]:
         return connection.sqlite.execute(sql, arguments).fetchall()
+
+    @staticmethod
+    def _fetch_many(connection: InlineConnection, sql: str, arguments: list[list[Any]]) -> None:
+        connection.sqlite.executemany(sql, arguments)
 
 
 # asyncpg's errors that mean the connection is gone or unusable, not that a statement failed.
@@ -295,11 +336,28 @@ class PostgresConnection(_DriverConnection):
         self._connection = connection
 
     async def _execute(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        rows: list[Any] = await self._call(self._connection.fetch(sql, *arguments), sql)
+        return rows
+
+    async def _execute_many(self, sql: str, arguments: list[list[Any]]) -> None:
+        await self._call(self._connection.executemany(sql, arguments), sql)
+
+    async def insert_atomically(
+        self, statement: Prepared, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        # asyncpg's executemany is atomic by itself (one Sync for all its rows): no BEGIN and
+        # COMMIT round trips, unless inside a transaction that is not ours.
+        if self.nested:
+            await super().insert_atomically(statement, rows)
+        else:
+            await self.many(statement, rows)
+
+    async def _call(self, call: Awaitable[Any], sql: str) -> Any:
         self.broken = True
         try:
-            rows: list[Any] = await self._connection.fetch(sql, *arguments)
+            result = await call
         except (asyncpg.PostgresError, *_PG_LOST) as error:
             self.broken = isinstance(error, _PG_LOST) or self._connection.is_closed()
             raise _translated(error, sql, lost=self.broken) from error
         self.broken = False
-        return rows
+        return result

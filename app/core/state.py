@@ -9,10 +9,12 @@ from fastapi import Request
 
 from app.core.config import Settings
 from app.core.db import Database
+from app.core.group_commit import GroupCommit
 from app.core.security import PasswordHasher
 from app.core.signing import KeyRing
 
 if TYPE_CHECKING:
+    from app.contracts.cache import PbxTargets
     from app.core.auth import Principal
 
 # Clock skew tolerated between this service and a PBX verifying its tokens.
@@ -30,6 +32,10 @@ class AppState:
     keys: KeyRing
     hasher: PasswordHasher
     authenticator: Authenticator | None = None
+    # The hand-off's contract lookups and audit events (app/contracts/cache.py,
+    # app/core/group_commit.py); create_app() sets both.
+    pbx_targets: "PbxTargets | None" = None
+    lone_events: GroupCommit | None = None
 
     async def authenticate(self, access_token: str) -> "Principal":
         if self.authenticator is None:

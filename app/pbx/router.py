@@ -8,7 +8,6 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from app.core.auth import PbxOpener, client_ip
-from app.core.db import DbTransaction
 from app.core.errors import problem_responses
 from app.core.state import AppState, state_of
 from app.pbx import service
@@ -30,11 +29,10 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def create_pbx_session(
     contract_id: ContractId,
     request: Request,
-    unit: DbTransaction,
     principal: PbxOpener,
 ) -> Response:
     handoff = await service.open_pbx(
-        state_of(request), unit, principal, contract_id, client_ip=client_ip(request)
+        state_of(request), principal, contract_id, client_ip=client_ip(request)
     )
     # Serialised here, once: `response_model` documents the body, and FastAPI would validate
     # and encode it a second time.
@@ -57,11 +55,10 @@ async def create_pbx_session(
 async def redirect_to_pbx(
     contract_id: ContractId,
     request: Request,
-    unit: DbTransaction,
     principal: PbxOpener,
 ) -> RedirectResponse:
     handoff = await service.open_pbx(
-        state_of(request), unit, principal, contract_id, client_ip=client_ip(request)
+        state_of(request), principal, contract_id, client_ip=client_ip(request)
     )
     return RedirectResponse(handoff.redirect_url, status_code=303, headers=NO_STORE)
 

@@ -6,14 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from app.audit.service import INSERT_EVENT, Actor, event_row
-from app.contracts import repository as contracts
+from app.audit.service import Actor, event_row
 from app.contracts.errors import ContractNotFound, ContractTerminated, PbxNotConfigured
 from app.contracts.models import ContractState
 from app.contracts.repository import PbxTarget
 from app.core.auth import Principal
 from app.core.clock import utcnow
-from app.core.direct import Queries
 from app.core.state import AppState
 from app.core.urls import http_base_url
 
@@ -68,14 +66,20 @@ def handoff_claims(
 
 async def open_pbx(
     state: AppState,
-    connection: Queries,
     principal: Principal,
     contract_id: int,
     *,
     client_ip: str | None = None,
 ) -> Handoff:
-    """Mint a hand-off token for one of the caller's customer's contracts and audit it."""
-    contract = await contracts.get_pbx_target(connection, contract_id, principal.customer_id)
+    """Mint a hand-off token for one of the caller's customer's contracts and audit it.
+
+    The audit event is the hand-off's only write: it is committed, together with those of
+    the hand-offs that came at the same time, before the token is handed out.
+    """
+    targets, events = state.pbx_targets, state.lone_events
+    if targets is None or events is None:
+        raise RuntimeError("create_app() sets the hand-off's cache and event writer")
+    contract = await targets.target(state.database, contract_id, principal.customer_id)
     if contract is None:
         raise ContractNotFound("No such contract.")
     if contract.state != ContractState.ACTIVE:
@@ -99,7 +103,7 @@ async def open_pbx(
             "jti": jti,
         },
     )
-    await connection.run(INSERT_EVENT, event)
+    await events.write(event)
     return Handoff(
         redirect_url=f"{base_url}/sso?{urlencode({'token': token})}",
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),

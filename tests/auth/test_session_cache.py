@@ -214,7 +214,7 @@ def test_a_session_is_checked_again_once_its_entry_is_old(
 ) -> None:
     cache = PrincipalCache(active=True, max_age=5.0)
     moment = [1000.0]
-    monkeypatch.setattr("app.auth.cache.time.monotonic", lambda: moment[0])
+    monkeypatch.setattr("app.core.changes.time.monotonic", lambda: moment[0])
     cache.remember_session("s1", _entry(1), cache.generation)
     moment[0] += 4.9
     assert cache.session("s1") is not None
@@ -255,7 +255,7 @@ def test_the_cache_is_bounded() -> None:
     for number in range(5):
         cache.remember_session(f"s{number}", _entry(number), cache.generation)
         cache.remember_claims(f"t{number}", {"sub": str(number)})
-    assert len(cache._sessions) <= 3
+    assert len(cache._entries) <= 3
     assert len(cache._claims) <= 3
     assert cache.session("s4") is not None
 
