@@ -37,7 +37,7 @@ EVENT_COLUMNS = (
     "details",
 )
 # Run with the values of `event_row`, in an ORM session's transaction (`record_event`) or a
-# transaction of direct statements (`DbTransaction`).
+# transaction of direct statements (`DbUnit`), or by a group commit (the PBX hand-off).
 INSERT_EVENT = Prepared(insert(EVENTS).values({name: bindparam(name) for name in EVENT_COLUMNS}))
 
 

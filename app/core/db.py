@@ -340,13 +340,6 @@ def _ender(session: AsyncSession) -> Callable[..., Awaitable[None]]:
     return end
 
 
-async def _transaction(request: Request) -> AsyncIterator[Transaction]:
-    """The request's unit of work on the driver's connection (`Database.transaction`), for
-    the hot write paths whose statements are all `Prepared`; it ends as `_session` does."""
-    async with database_of(request).transaction() as connection:
-        yield connection
-
-
 class UnitOfWork:
     """The request's unit of work for a path that takes either form, decided as it goes: the
     ORM session, or direct statements (`queries`) where all its statements are `Prepared`.
@@ -396,12 +389,11 @@ async def _unit(request: Request) -> AsyncIterator[UnitOfWork]:
 
 
 get_session = _session
-get_transaction = _transaction
 get_unit = _unit
 # The forms of the request's one unit of work: an endpoint declares one of them (DbUnit
-# holds the first two, for a path that chooses as it goes), and never commits itself.
+# holds the session and a transaction of direct statements, for a path that chooses as it
+# goes), and never commits itself.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
-DbTransaction = Annotated[Transaction, Depends(get_transaction, scope="function")]
 DbUnit = Annotated[UnitOfWork, Depends(get_unit, scope="function")]
 # The database itself, for an endpoint that only reads (`Database.direct`).
 Db = Annotated[Database, Depends(get_database)]
