@@ -205,3 +205,10 @@ def _forget_committed_changes(session: Session) -> None:
         changes = session.info.pop(watch.name, None)
         if changes:
             watch.forget(changes)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_rolled_back_changes(session: Session) -> None:
+    # A rolled-back change was forgotten when it was flushed; it has nothing left to forget.
+    for watch in _WATCHES:
+        session.info.pop(watch.name, None)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.cache import CachedSession, PrincipalCache
+from app.auth.cache import ACCOUNTS, CachedSession, PrincipalCache, note_changed_user
 from app.auth.sessions import CachedAuthenticator
 from app.core.clock import clock, utcnow
 from app.core.config import Settings
@@ -310,3 +310,13 @@ async def test_a_change_by_another_process_reaches_the_cache(
             await asyncio.sleep(0.02)
         assert statuses[-1] == 401, statuses
     assert not cache.active  # the listener stopped with the app
+
+
+async def test_a_rolled_back_change_is_not_forgotten_again_at_the_next_commit(
+    session: AsyncSession, cache: PrincipalCache
+) -> None:
+    await create_customer(session)  # the session's transaction has begun
+    note_changed_user(session.sync_session, 42)
+    assert session.sync_session.info[ACCOUNTS.name] == {42}
+    await session.rollback()
+    assert ACCOUNTS.name not in session.sync_session.info
