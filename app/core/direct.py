@@ -117,9 +117,6 @@ class Queries(Protocol):
     async def run(self, statement: Prepared, values: Mapping[str, Any]) -> None:
         """Execute a statement whose rows, if any, are not needed."""
 
-    async def many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Execute a statement that returns nothing once for each of `rows`."""
-
 
 class DirectConnection(Queries, Protocol):
     """A pooled connection's driver, for `Prepared` statements."""
@@ -177,9 +174,6 @@ class Transaction:
 
     async def run(self, statement: Prepared, values: Mapping[str, Any]) -> None:
         await (await self._begun()).run(statement, values)
-
-    async def many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        await (await self._begun()).many(statement, rows)
 
     async def end(self, *, commit: bool) -> None:
         """Commit or roll back what the statements did, if there were any, and give the
@@ -245,6 +239,7 @@ class _DriverConnection(ABC):
         await self._execute(compiled.sql, compiled.arguments(values))
 
     async def many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute a statement that returns nothing once for each of `rows`."""
         compiled = statement.compiled(self._dialect)
         await self._execute_many(compiled.sql, [compiled.arguments(row) for row in rows])
 

@@ -22,6 +22,7 @@ from app.users.status import UserStatus
 from tests.auth.helpers import log_in
 from tests.conftest import postgres_only, sqlite_only
 from tests.factories import auth_headers, create_customer, create_user
+from tests.listening import listening_client
 
 
 def cache_of(state: AppState) -> PrincipalCache:
@@ -285,16 +286,7 @@ async def test_a_change_by_another_process_reaches_the_cache(
     app = create_app(settings, database, run_background=False)
     state: AppState = app.state.eservice
     cache = cache_of(state)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
-    ):
-        for _ in range(100):
-            if cache.active:
-                break
-            await asyncio.sleep(0.05)
-        assert cache.active, "the listener did not connect"
+    async with listening_client(app, cache) as client:
         async with state.database.sessionmaker.begin() as session:
             user = await create_user(session, state, await create_customer(session))
             headers = await auth_headers(session, state, user)

@@ -32,6 +32,14 @@ class CountedGroupCommit(GroupCommit):
         return await super()._write(connection, batch)
 
 
+@pytest.fixture
+async def customer_id(session: AsyncSession) -> int:
+    """A customer the events belong to, committed where the writer's connection sees it."""
+    customer = await create_customer(session)
+    await session.commit()
+    return customer.id
+
+
 def _row(customer_id: int, marker: str) -> dict[str, Any]:
     return event_row("test.grouped", customer_id=customer_id, target_id=marker)
 
@@ -44,40 +52,36 @@ async def _markers(session: AsyncSession) -> list[str | None]:
 
 
 async def test_rows_handed_over_together_are_written_in_one_batch(
-    database: Database, session: AsyncSession
+    database: Database, session: AsyncSession, customer_id: int
 ) -> None:
-    customer = await create_customer(session)
-    await session.commit()
     writer = CountedGroupCommit(database)
     markers = [unique("m") for _ in range(10)]
-    await asyncio.gather(*(writer.write(_row(customer.id, marker)) for marker in markers))
+    await asyncio.gather(*(writer.write(_row(customer_id, marker)) for marker in markers))
     assert writer.batches == [10]
     assert await _markers(session) == sorted(markers)
 
 
 async def test_rows_that_come_while_a_batch_is_written_are_the_next_batch(
-    database: Database, session: AsyncSession
+    database: Database, session: AsyncSession, customer_id: int
 ) -> None:
-    customer = await create_customer(session)
-    await session.commit()
     writer = CountedGroupCommit(database)
-    first = asyncio.ensure_future(writer.write(_row(customer.id, "first")))
+    first = asyncio.ensure_future(writer.write(_row(customer_id, "first")))
     await asyncio.sleep(0)  # the writer takes the first row
-    later = [writer.write(_row(customer.id, f"later-{n}")) for n in range(3)]
+    later = [writer.write(_row(customer_id, f"later-{n}")) for n in range(3)]
     await asyncio.gather(first, *later)
     assert sum(writer.batches) == 4
     assert writer.batches[0] == 1
     assert len(await _markers(session)) == 4
 
 
-async def test_a_bad_row_fails_only_its_writer(database: Database, session: AsyncSession) -> None:
-    customer = await create_customer(session)
-    await session.commit()
+async def test_a_bad_row_fails_only_its_writer(
+    database: Database, session: AsyncSession, customer_id: int
+) -> None:
     writer = CountedGroupCommit(database)
     results = await asyncio.gather(
-        writer.write(_row(customer.id, "good-1")),
+        writer.write(_row(customer_id, "good-1")),
         writer.write(_row(NO_SUCH_CUSTOMER, "bad")),
-        writer.write(_row(customer.id, "good-2")),
+        writer.write(_row(customer_id, "good-2")),
         return_exceptions=True,
     )
     assert results[0] is None
@@ -88,27 +92,25 @@ async def test_a_bad_row_fails_only_its_writer(database: Database, session: Asyn
     assert await _markers(session) == ["good-1", "good-2"]
 
 
-async def test_an_insert_of_many_rows_is_atomic(database: Database, session: AsyncSession) -> None:
-    customer = await create_customer(session)
-    await session.commit()
+async def test_an_insert_of_many_rows_is_atomic(
+    database: Database, session: AsyncSession, customer_id: int
+) -> None:
     async with database.direct() as connection:
         with pytest.raises(IntegrityError):
             await connection.insert_atomically(
-                INSERT_EVENT, [_row(customer.id, "good"), _row(NO_SUCH_CUSTOMER, "bad")]
+                INSERT_EVENT, [_row(customer_id, "good"), _row(NO_SUCH_CUSTOMER, "bad")]
             )
         # The connection is still usable, and nothing of the failed insert was written.
-        await connection.insert_atomically(INSERT_EVENT, [_row(customer.id, "after")])
+        await connection.insert_atomically(INSERT_EVENT, [_row(customer_id, "after")])
     assert await _markers(session) == ["after"]
 
 
 async def test_a_writer_that_stops_waiting_still_has_its_row_written(
-    database: Database, session: AsyncSession
+    database: Database, session: AsyncSession, customer_id: int
 ) -> None:
-    customer = await create_customer(session)
-    await session.commit()
     writer = GroupCommit(database, INSERT_EVENT)
-    cancelled = asyncio.ensure_future(writer.write(_row(customer.id, "cancelled")))
-    kept = asyncio.ensure_future(writer.write(_row(customer.id, "kept")))
+    cancelled = asyncio.ensure_future(writer.write(_row(customer_id, "cancelled")))
+    kept = asyncio.ensure_future(writer.write(_row(customer_id, "kept")))
     await asyncio.sleep(0)
     cancelled.cancel()
     await kept

@@ -6,7 +6,7 @@ import asyncio
 import httpx
 import pytest
 from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts import cache as cache_module
 from app.contracts.cache import CHANGED_CONTRACT, PbxTargets
@@ -20,6 +20,7 @@ from app.core.state import AppState
 from app.main import create_app
 from tests.conftest import postgres_only
 from tests.factories import auth_headers, create_contract, create_customer, create_user
+from tests.listening import listening_client
 
 
 @pytest.fixture
@@ -169,23 +170,14 @@ async def _terminate_from_another_process(settings: Settings, contract_id: int) 
 @postgres_only()
 @pytest.mark.committing
 async def test_a_change_by_another_process_reaches_the_cache(
-    settings: Settings, database: Database, committing_engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     """PostgreSQL: a contract terminated elsewhere arrives by NOTIFY."""
     app = create_app(settings, database, run_background=False)
     state: AppState = app.state.eservice
     targets = state.pbx_targets
     assert targets is not None
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
-    ):
-        for _ in range(100):
-            if targets.active:
-                break
-            await asyncio.sleep(0.05)
-        assert targets.active, "the listener did not connect"
+    async with listening_client(app, targets) as client:
         async with state.database.sessionmaker.begin() as session:
             customer, contract, headers = await _pbx_admin(session, state)
         assert await _status(client, contract.id, headers) == 201
